@@ -1,0 +1,1 @@
+"""Evaluation metrics, each a small object with reset/update/compute (as in torchmetrics)."""
