@@ -1,0 +1,1 @@
+"""Baseline models, registered through the `mmbench.models` entry points like any plugin."""

@@ -1,0 +1,33 @@
+"""MoPoE-VAE (Sutter et al., ICLR 2021): a uniform mixture over the products of experts of all
+2^M - 1 non-empty subsets of modalities."""
+from __future__ import annotations
+
+import torch
+from torch.distributions import Independent, Normal
+
+from baselines.experts import ExpertsVAE
+from mmbench import DatasetSpec, register_model
+from mmbench.objectives import mixture_elbo
+from mmbench.subsets import all_subsets, product_of_experts
+
+
+class MoPoE(ExpertsVAE):
+    """q(z | X) = 1/K sum_S PoE({q(z | x_m)}_{m in S}); the PoE of S alone is q(z | x_S)."""
+
+    def __init__(self, spec: DatasetSpec, latent_dim: int, beta: float):
+        super().__init__(spec, latent_dim, beta)
+        self.register_buffer("components", all_subsets(spec.num_modalities), persistent=False)
+
+    def encode(self, xs, subsets):
+        mu, logvar = product_of_experts(*self.experts(xs), subsets.to(self.components.device))
+        return Independent(Normal(mu, torch.exp(0.5 * logvar)), 1)
+
+    def objective(self, xs):
+        mu, logvar = product_of_experts(*self.experts(xs), self.components)
+        component = torch.randint(len(self.components), (mu.shape[1],), device=mu.device)
+        return mixture_elbo(lambda z: self.log_likelihood(z, xs), mu, logvar, self.beta, component)
+
+
+@register_model("mopoe")
+def mopoe(spec: DatasetSpec, *, latent_dim: int = 512, beta: float = 2.5) -> MoPoE:
+    return MoPoE(spec, latent_dim, beta)

@@ -1,0 +1,81 @@
+"""The contract a multimodal VAE fulfils to be trained and scored by mmbench.
+
+A model implements three methods; everything the harness needs (conditional generation from any
+subset, unconditional sampling, latent probes) is derived from them:
+
+- `encode(xs, subsets)`: the posterior q(z | x_S) for each subset S, as one torch Distribution
+  with batch shape (K, B) and event shape (latent_dim,).
+- `decode(z, m)`: the likelihood p(x_m | z) as a torch Distribution; its `.mean` is the point
+  used for generated samples (an image, or the token ids of a caption).
+- `objective(xs)`: the per-sample training objective to maximise (an ELBO-type bound), shape (B,).
+
+Inputs `xs` are a list with one batch tensor per modality (images float in [0, 1], captions as
+token ids); a modality no subset needs may be None. Subsets are (K, M) boolean masks, see
+`mmbench.subsets`.
+"""
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from typing import Sequence
+
+import torch
+from torch import nn
+from torch.distributions import Distribution, Independent, Normal
+
+from mmbench.data.base import DatasetSpec
+
+
+class MultimodalVAE(nn.Module, ABC):
+    """Base class of every model; subclasses set `latent_dim` and implement the three methods."""
+
+    def __init__(self, spec: DatasetSpec, latent_dim: int):
+        super().__init__()
+        self.spec = spec
+        self.num_modalities = spec.num_modalities
+        self.latent_dim = latent_dim
+        self.register_buffer("_prior_loc", torch.zeros(latent_dim), persistent=False)
+
+    @abstractmethod
+    def encode(self, xs: Sequence[torch.Tensor | None], subsets: torch.Tensor) -> Distribution:
+        """q(z | x_S) for each row of `subsets` (K, M): batch shape (K, B), event (latent_dim,)."""
+
+    @abstractmethod
+    def decode(self, z: torch.Tensor, m: int) -> Distribution:
+        """p(x_m | z) for latents z of shape (N, latent_dim)."""
+
+    @abstractmethod
+    def objective(self, xs: Sequence[torch.Tensor]) -> torch.Tensor:
+        """Per-sample training objective to maximise, shape (B,)."""
+
+    def loss(self, xs: Sequence[torch.Tensor]) -> torch.Tensor:
+        """Scalar to minimise: the negative mean objective."""
+        return -self.objective(xs).mean()
+
+    def prior(self) -> Distribution:
+        """p(z); a standard normal unless a model overrides it."""
+        loc = self._prior_loc
+        return Independent(Normal(loc, torch.ones_like(loc)), 1)
+
+    @torch.no_grad()
+    def generate(
+        self, xs: Sequence[torch.Tensor | None], subsets: torch.Tensor, targets: Sequence[int] | None = None
+    ) -> list[torch.Tensor | None]:
+        """Conditional generation: for each target m, a (K, B, ...) tensor of samples of x_m.
+
+        One latent sample per (subset, data point), decoded once per target modality for all
+        subsets together.
+        """
+        z = self.encode(xs, subsets).sample()  # (K, B, D)
+        k, b = z.shape[:2]
+        targets = range(self.num_modalities) if targets is None else targets
+        out: list[torch.Tensor | None] = [None] * self.num_modalities
+        for m in targets:
+            x = self.decode(z.reshape(k * b, -1), m).mean
+            out[m] = x.reshape(k, b, *x.shape[1:])
+        return out
+
+    @torch.no_grad()
+    def sample(self, n: int) -> list[torch.Tensor]:
+        """Unconditional generation: n joint samples from the prior, one tensor per modality."""
+        z = self.prior().sample((n,))
+        return [self.decode(z, m).mean for m in range(self.num_modalities)]

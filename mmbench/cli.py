@@ -1,0 +1,81 @@
+"""The `mmbench` command line: one click command per verb.
+
+User errors (MMBenchError) print as one line on stderr with exit status 2; an interrupted run
+keeps its last checkpoint and says how to resume.
+"""
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+
+import click
+
+from mmbench import __version__
+from mmbench.errors import MMBenchError
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(__version__, prog_name="mmbench")
+def cli() -> None:
+    """Benchmark suite and leaderboard for multimodal VAEs."""
+
+
+@cli.command("list")
+@click.argument("what", type=click.Choice(["models", "datasets"]))
+def list_cmd(what: str) -> None:
+    """List the registered models or datasets (plugins included); broken plugins say why."""
+    from mmbench.registry import DATASETS, MODELS
+
+    registry = MODELS if what == "models" else DATASETS
+    for name in registry.names():
+        click.echo(name)
+    for name, reason in sorted(registry.broken.items()):
+        click.echo(f"{name} (broken: {reason})", err=True)
+
+
+@cli.command()
+@click.option("--model", required=True, help="Registered model name (see `mmbench list models`).")
+@click.option("--dataset", required=True, help="Registered dataset name (see `mmbench list datasets`).")
+@click.option("--tier", type=click.Choice(["quick", "full"]), default="quick", show_default=True)
+@click.option("--seed", type=int, default=0, show_default=True)
+@click.option("--set", "overrides", multiple=True, metavar="KEY=VALUE", help="Override a config key, e.g. beta=1 or train.epochs=3.")
+@click.option("--out", type=click.Path(path_type=Path), help="Run directory [default: runs/MODEL-DATASET-TIER-seedN].")
+@click.option("--data-root", type=click.Path(path_type=Path), envvar="MMBENCH_DATA", help="Data and asset cache [env MMBENCH_DATA; default: ~/.cache/mmbench].")
+@click.option("--device", default="auto", show_default=True, help="auto, cpu, cuda or cuda:N.")
+@click.option("--resume", is_flag=True, help="Continue the unfinished run in --out from its last checkpoint.")
+@click.option("--dry-run", is_flag=True, help="Print the resolved config and exit.")
+@click.option("--quiet", is_flag=True, help="No progress bars.")
+def run(model, dataset, tier, seed, overrides, out, data_root, device, resume, dry_run, quiet) -> None:
+    """Train MODEL on DATASET, score it, and write a result record."""
+    from mmbench.runner import RunRequest, plan, run as run_benchmark
+
+    request = RunRequest(model, dataset, tier, seed, tuple(overrides), out, data_root, device, resume, not quiet)
+    if dry_run:
+        click.echo(json.dumps(plan(request), indent=2))
+        return
+    record = run_benchmark(request)
+    click.echo(f"result: {request.run_dir() / 'result.json'}")
+    for name, value in sorted(record["metrics"].items()):
+        click.echo(f"  {name:<40} {value:.4f}")
+
+
+def main() -> None:
+    try:
+        cli.main(standalone_mode=False)
+    except click.exceptions.Abort:
+        click.echo("aborted", err=True)
+        sys.exit(130)
+    except click.ClickException as exc:
+        exc.show()
+        sys.exit(exc.exit_code)
+    except MMBenchError as exc:
+        click.echo(f"error: {exc}", err=True)
+        sys.exit(2)
+    except KeyboardInterrupt:
+        click.echo("interrupted: finished epochs are checkpointed; rerun with --resume to continue", err=True)
+        sys.exit(130)
+
+
+if __name__ == "__main__":
+    main()

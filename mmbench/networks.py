@@ -1,0 +1,101 @@
+"""Standard per-modality encoders and decoders, chosen by the modality's kind and shape.
+
+Baselines and plugins share these so that comparisons differ in the objective and the posterior,
+not in the networks. An encoder maps x_m to Gaussian expert parameters (mu, logvar); a decoder
+maps z to the likelihood p(x_m | z) as a torch Distribution.
+"""
+from __future__ import annotations
+
+from typing import Callable
+
+import torch
+from torch import nn
+from torch.distributions import Distribution, Independent, Laplace
+
+from mmbench.data.base import ModalitySpec
+from mmbench.errors import ConfigError
+
+LAPLACE_SCALE = 0.75  # fixed image likelihood scale of the MoPoE PolyMNIST recipe
+
+EncoderFactory = Callable[[ModalitySpec, int], nn.Module]
+DecoderFactory = Callable[[ModalitySpec, int], nn.Module]
+_ENCODERS: dict[tuple[str, tuple[int, ...]], EncoderFactory] = {}
+_DECODERS: dict[tuple[str, tuple[int, ...]], DecoderFactory] = {}
+
+
+def register_networks(kind: str, shape: tuple[int, ...], encoder: EncoderFactory, decoder: DecoderFactory) -> None:
+    """Declare the standard networks for modalities of `kind` and `shape`."""
+    _ENCODERS[(kind, tuple(shape))] = encoder
+    _DECODERS[(kind, tuple(shape))] = decoder
+
+
+def build_encoder(spec: ModalitySpec, latent_dim: int) -> nn.Module:
+    return _lookup(_ENCODERS, spec)(spec, latent_dim)
+
+
+def build_decoder(spec: ModalitySpec, latent_dim: int) -> nn.Module:
+    return _lookup(_DECODERS, spec)(spec, latent_dim)
+
+
+def _lookup(table: dict, spec: ModalitySpec):
+    key = (spec.kind, tuple(spec.shape))
+    if key not in table:
+        known = ", ".join(f"{k}{list(s)}" for k, s in table) or "none"
+        raise ConfigError(f"no standard networks for {spec.kind} modality of shape {list(spec.shape)} (known: {known})")
+    return table[key]
+
+
+class GaussianHeads(nn.Module):
+    """Linear mean and log-variance heads on a shared feature vector."""
+
+    def __init__(self, features: int, latent_dim: int):
+        super().__init__()
+        self.mu = nn.Linear(features, latent_dim)
+        self.logvar = nn.Linear(features, latent_dim)
+
+    def forward(self, h: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        return self.mu(h), self.logvar(h)
+
+
+class ConvEncoder28(nn.Module):
+    """PolyMNIST encoder of the MoPoE recipe: conv 3->32->64->128 (k3 s2 p1), linear 512, heads."""
+
+    def __init__(self, spec: ModalitySpec, latent_dim: int):
+        super().__init__()
+        channels = spec.shape[0]
+        self.features = nn.Sequential(
+            nn.Conv2d(channels, 32, 3, 2, 1), nn.ReLU(),
+            nn.Conv2d(32, 64, 3, 2, 1), nn.ReLU(),
+            nn.Conv2d(64, 128, 3, 2, 1), nn.ReLU(),
+            nn.Flatten(),
+            nn.Linear(128 * 4 * 4, 512), nn.ReLU(),
+        )
+        self.heads = GaussianHeads(512, latent_dim)
+
+    def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        return self.heads(self.features(x))
+
+
+class ConvDecoder28(nn.Module):
+    """Mirror of ConvEncoder28; outputs the loc of a Laplace likelihood with fixed scale."""
+
+    def __init__(self, spec: ModalitySpec, latent_dim: int):
+        super().__init__()
+        channels = spec.shape[0]
+        self.net = nn.Sequential(
+            nn.Linear(latent_dim, 512), nn.ReLU(),
+            nn.Linear(512, 128 * 4 * 4), nn.ReLU(),
+            nn.Unflatten(1, (128, 4, 4)),
+            nn.ConvTranspose2d(128, 64, 3, 2, 1), nn.ReLU(),
+            nn.ConvTranspose2d(64, 32, 3, 2, 1, output_padding=1), nn.ReLU(),
+            nn.ConvTranspose2d(32, channels, 3, 2, 1, output_padding=1),
+            nn.Sigmoid(),
+        )
+
+    def forward(self, z: torch.Tensor) -> Distribution:
+        loc = self.net(z)
+        return Independent(Laplace(loc, torch.full_like(loc, LAPLACE_SCALE)), 3)
+
+
+register_networks("image", (3, 28, 28), ConvEncoder28, ConvDecoder28)
+register_networks("image", (1, 28, 28), ConvEncoder28, ConvDecoder28)

@@ -1,0 +1,130 @@
+"""One benchmark run, end to end: config -> data -> model -> training -> scores -> result record.
+
+A run owns one directory. It never overwrites finished work: a directory with a result needs a
+new `--out`, one with an unfinished run needs `--resume`, and resuming checks the config matches.
+"""
+from __future__ import annotations
+
+import json
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+
+from mmbench.checkpoint import atomic_write_json
+from mmbench.config import resolve_config
+from mmbench.data.cache import default_data_root
+from mmbench.errors import ConfigError, MMBenchError
+from mmbench.evaluation import evaluate_coherence
+from mmbench.metrics.classifiers import load_or_train_classifiers
+from mmbench.metrics.coherence import ConditionalCoherence, UnconditionalCoherence
+from mmbench.records import RESULT_FILE, SCHEMA_VERSION, provenance, write_record
+from mmbench.registry import create_model, get_dataset
+from mmbench.samples import save_sample_grids
+from mmbench.training import train
+
+CONFIG_FILE = "config.json"
+
+
+@dataclass
+class RunRequest:
+    model: str
+    dataset: str
+    tier: str = "quick"
+    seed: int = 0
+    overrides: tuple[str, ...] = ()
+    out: Path | None = None
+    data_root: Path | None = None
+    device: str = "auto"
+    resume: bool = False
+    progress: bool = True
+
+    def run_dir(self) -> Path:
+        return Path(self.out) if self.out else Path("runs") / f"{self.model}-{self.dataset}-{self.tier}-seed{self.seed}"
+
+
+def pick_device(name: str) -> torch.device:
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    if name.startswith("cuda") and not torch.cuda.is_available():
+        raise ConfigError(f"device {name!r} asked for, but CUDA is not available here")
+    return torch.device(name)
+
+
+def plan(request: RunRequest) -> dict:
+    """The resolved config of a request, checked against what its run directory already holds."""
+    config = resolve_config(request.model, request.dataset, request.tier, list(request.overrides))
+    config = {"model_name": request.model, "dataset_name": request.dataset, "tier": request.tier, "seed": request.seed, **config}
+    run_dir = request.run_dir()
+    if (run_dir / RESULT_FILE).exists() and not request.resume:
+        raise MMBenchError(f"{run_dir} already holds a finished run; choose another --out (or --resume to rescore)")
+    if (run_dir / CONFIG_FILE).exists():
+        if not request.resume:
+            raise MMBenchError(f"{run_dir} holds an unfinished run; add --resume to continue it or choose another --out")
+        previous = json.loads((run_dir / CONFIG_FILE).read_text())
+        if previous != json.loads(json.dumps(config)):
+            raise MMBenchError(f"--resume: the config differs from the one {run_dir} was started with ({run_dir / CONFIG_FILE})")
+    return config
+
+
+def run(request: RunRequest) -> dict:
+    """Execute a run and return its result record."""
+    config = plan(request)
+    run_dir = request.run_dir()
+    device = pick_device(request.device)
+    data_root = Path(request.data_root) if request.data_root else default_data_root()
+    began = time.perf_counter()
+    dataset = get_dataset(request.dataset, data_root, **config["dataset"])
+    train_split = _limit(dataset.train, config["train"]["max_train_samples"])
+    test_split = _limit(dataset.test, config["eval"]["max_test_samples"])
+    data_seconds = time.perf_counter() - began
+
+    torch.manual_seed(request.seed)
+    model = create_model(request.model, dataset.spec, **config["model"])
+    run_dir.mkdir(parents=True, exist_ok=True)
+    atomic_write_json(run_dir / CONFIG_FILE, config)
+    trained = train(
+        model, train_split, epochs=config["train"]["epochs"], batch_size=config["train"]["batch_size"],
+        lr=config["train"]["lr"], seed=request.seed, run_dir=run_dir, device=device,
+        resume=request.resume, progress=request.progress,
+    )
+
+    began = time.perf_counter()
+    classifiers, manifest = load_or_train_classifiers(dataset, data_root, device, request.progress)
+    classifier_seconds = time.perf_counter() - began
+    began = time.perf_counter()
+    metrics = evaluate_coherence(
+        model, test_split, classifiers, batch_size=config["eval"]["batch_size"],
+        unconditional_samples=config["eval"]["unconditional_samples"], seed=request.seed,
+        device=device, progress=request.progress,
+    )
+    eval_seconds = time.perf_counter() - began
+    save_sample_grids(model, test_split, run_dir / "samples", seed=request.seed, device=device)
+
+    record = {
+        "schema_version": SCHEMA_VERSION,
+        "model": request.model,
+        "dataset": request.dataset,
+        "tier": request.tier,
+        "seed": request.seed,
+        "config": config,
+        "metrics": metrics,
+        "metric_versions": {m.name: m.version for m in (ConditionalCoherence, UnconditionalCoherence)},
+        "classifier_accuracy": {f"m{i}": e["test_accuracy"] for i, e in enumerate(manifest["modalities"])},
+        "num_parameters": sum(p.numel() for p in model.parameters()),
+        "timing": {
+            "data_seconds": data_seconds,
+            "train_seconds": trained.seconds,
+            "classifier_seconds": classifier_seconds,
+            "eval_seconds": eval_seconds,
+        },
+        "train_history": trained.history,
+        "provenance": provenance(device, dataset.checksum, {f"m{i}": e["sha256"] for i, e in enumerate(manifest["modalities"])}),
+    }
+    write_record(run_dir, record)
+    return record
+
+
+def _limit(split, n: int | None):
+    return split if n is None or n >= len(split) else split.subset(slice(0, n))

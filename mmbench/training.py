@@ -1,0 +1,103 @@
+"""The training loop: seeded, checkpointed each epoch, resumable to the identical result.
+
+The checkpoint holds the model, the optimizer, the epoch, and every random state the loop draws
+from (the global torch generator for the model's sampling, a private one for shuffling), so a run
+killed at any point and resumed from its last checkpoint replays exactly what it would have done.
+"""
+from __future__ import annotations
+
+import math
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import torch
+from tqdm import tqdm
+
+from mmbench.api import MultimodalVAE
+from mmbench.checkpoint import load_checkpoint, save_checkpoint
+from mmbench.data.base import MultimodalSplit
+from mmbench.errors import MMBenchError, TrainingError
+
+CHECKPOINT = "checkpoint.pt"
+
+
+@dataclass
+class TrainResult:
+    epochs: int
+    seconds: float
+    history: list[dict] = field(default_factory=list)
+
+
+def train(
+    model: MultimodalVAE,
+    data: MultimodalSplit,
+    *,
+    epochs: int,
+    batch_size: int,
+    lr: float,
+    seed: int,
+    run_dir: Path,
+    device: torch.device,
+    resume: bool = False,
+    progress: bool = True,
+) -> TrainResult:
+    """Train `model` on `data`, checkpointing to run_dir/checkpoint.pt after every epoch."""
+    model.to(device)
+    optimizer = torch.optim.Adam(model.parameters(), lr=lr)
+    shuffle = torch.Generator().manual_seed(seed)
+    start, history, seconds = 0, [], 0.0
+    path = Path(run_dir) / CHECKPOINT
+    if resume and path.exists():
+        state = load_checkpoint(path)
+        try:
+            model.load_state_dict(state["model"])
+            optimizer.load_state_dict(state["optimizer"])
+        except (KeyError, RuntimeError, ValueError) as exc:
+            raise MMBenchError(f"checkpoint {path} does not fit this model/config: {str(exc).splitlines()[0]}") from None
+        shuffle.set_state(state["shuffle_rng"])
+        torch.set_rng_state(state["torch_rng"])
+        if device.type == "cuda" and "cuda_rng" in state:
+            torch.cuda.set_rng_state(state["cuda_rng"], device)
+        start, history, seconds = state["epoch"], state["history"], state["seconds"]
+    else:
+        torch.manual_seed(seed)
+
+    n = len(data)
+    steps = math.ceil(n / batch_size)
+    for epoch in range(start, epochs):
+        model.train()
+        began = time.perf_counter()
+        order = torch.randperm(n, generator=shuffle)
+        total = 0.0
+        bar = tqdm(range(steps), desc=f"epoch {epoch + 1}/{epochs}", disable=not progress, leave=False)
+        for step in bar:
+            xs = [x.to(device, non_blocking=True) for x in data.batch(order[step * batch_size:(step + 1) * batch_size])]
+            loss = model.loss(xs)
+            if not torch.isfinite(loss):
+                raise TrainingError(
+                    f"non-finite loss ({loss.item()}) at epoch {epoch + 1}, step {step + 1}; "
+                    f"the last good checkpoint is kept at {path if path.exists() else '(none yet)'}"
+                )
+            optimizer.zero_grad(set_to_none=True)
+            loss.backward()
+            optimizer.step()
+            total += loss.item()
+            bar.set_postfix(loss=f"{loss.item():.1f}")
+        seconds += time.perf_counter() - began
+        history.append({"epoch": epoch + 1, "loss": total / steps})
+        if progress:
+            tqdm.write(f"epoch {epoch + 1}/{epochs}: loss {total / steps:.2f}")
+        state = {
+            "model": model.state_dict(),
+            "optimizer": optimizer.state_dict(),
+            "epoch": epoch + 1,
+            "history": history,
+            "seconds": seconds,
+            "shuffle_rng": shuffle.get_state(),
+            "torch_rng": torch.get_rng_state(),
+        }
+        if device.type == "cuda":
+            state["cuda_rng"] = torch.cuda.get_rng_state(device)
+        save_checkpoint(path, state)
+    return TrainResult(epochs=epochs, seconds=seconds, history=history)
