@@ -21,11 +21,11 @@ class ExpertsVAE(MultimodalVAE):
 
     def experts(self, xs: Sequence[torch.Tensor | None]) -> tuple[torch.Tensor, torch.Tensor]:
         """(M, B, D) expert means and log-variances; absent modalities get zeros (mask them out)."""
-        present = [x for x in xs if x is not None]
+        outputs = [enc(x) if x is not None else None for enc, x in zip(self.encoders, xs)]
+        present = [o[0] for o in outputs if o is not None]
         if not present:
             raise ValueError("encode needs at least one modality")
-        outputs = [enc(x) if x is not None else None for enc, x in zip(self.encoders, xs)]
-        zeros = torch.zeros(len(present[0]), self.latent_dim, device=present[0].device)
+        zeros = torch.zeros_like(present[0])
         mu = torch.stack([o[0] if o is not None else zeros for o in outputs])
         logvar = torch.stack([o[1] if o is not None else zeros for o in outputs])
         return mu, logvar

@@ -21,6 +21,7 @@ from mmbench.objectives import (
     mixture_elbo,
     reparameterize,
 )
+from mmbench.subsets import unimodal_subsets
 
 OBJECTIVES = ("elbo", "iwae", "dreg")
 
@@ -32,6 +33,11 @@ class MMVAE(ExpertsVAE):
         super().__init__(spec, latent_dim, beta)
         self.objective_name = objective
         self.k = k
+
+    @property
+    def mixture_subsets(self) -> torch.Tensor:
+        """The mixture components of the objective (read by the discrepancy metrics)."""
+        return unimodal_subsets(self.num_modalities)
 
     def encode(self, xs, subsets):
         """q(z | x_S): uniform mixture of the experts in S (a single expert when |S| = 1)."""

@@ -18,6 +18,11 @@ class MoPoE(ExpertsVAE):
         super().__init__(spec, latent_dim, beta)
         self.register_buffer("components", all_subsets(spec.num_modalities), persistent=False)
 
+    @property
+    def mixture_subsets(self) -> torch.Tensor:
+        """The mixture components of the objective (read by the discrepancy metrics)."""
+        return self.components
+
     def encode(self, xs, subsets):
         mu, logvar = product_of_experts(*self.experts(xs), subsets.to(self.components.device))
         return Independent(Normal(mu, torch.exp(0.5 * logvar)), 1)

@@ -23,6 +23,12 @@ class MVAE(ExpertsVAE):
         terms = torch.cat([joint_subset(m), unimodal_subsets(m)]) if subsample else joint_subset(m)
         self.register_buffer("terms", terms, persistent=False)
 
+    @property
+    def mixture_subsets(self) -> torch.Tensor | None:
+        """The joint-only objective is a one-component mixture ELBO; with sub-sampling it is none
+        (its unimodal terms reconstruct only their own modality), so no discrepancy is defined."""
+        return None if self.subsample else self.terms
+
     def encode(self, xs, subsets):
         mu, logvar = product_of_experts(*self.experts(xs), subsets.to(self.terms.device), prior_expert=True)
         return Independent(Normal(mu, torch.exp(0.5 * logvar)), 1)

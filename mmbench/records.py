@@ -18,9 +18,13 @@ import torch
 
 import mmbench
 from mmbench.checkpoint import atomic_write_json
+from mmbench.config import TIERS
 from mmbench.errors import MMBenchError
+from mmbench.metric_families import bounds_error
 
 SCHEMA_VERSION = 1
+"""Bumped when a field changes meaning or becomes required; optional additions (`metrics_stderr`:
+within-run standard error of a metric, >= 0, for metrics present in `metrics`) keep version 1."""
 RESULT_FILE = "result.json"
 
 _REQUIRED: dict[str, type | tuple[type, ...]] = {
@@ -35,6 +39,11 @@ _REQUIRED: dict[str, type | tuple[type, ...]] = {
     "num_parameters": int,
     "timing": dict,
     "provenance": dict,
+}
+_OPTIONAL: dict[str, type | tuple[type, ...]] = {
+    "metrics_stderr": dict,
+    "classifier_accuracy": dict,
+    "train_history": list,
 }
 
 
@@ -75,20 +84,52 @@ def validate_record(record: Any, source: str | Path = "<record>") -> dict:
     for key, kind in _REQUIRED.items():
         if key not in record:
             raise MMBenchError(f"{source}: missing field {key!r}")
-        if not isinstance(record[key], kind) or isinstance(record[key], bool) and kind is int:
-            raise MMBenchError(f"{source}: field {key!r} must be {_type_name(kind)}")
-    if record["schema_version"] > SCHEMA_VERSION:
-        raise MMBenchError(f"{source}: schema_version {record['schema_version']} is newer than this mmbench reads ({SCHEMA_VERSION})")
+        _check_type(record[key], kind, source, key)
+    for key, kind in _OPTIONAL.items():
+        if record.get(key) is not None:
+            _check_type(record[key], kind, source, key)
+    if not 1 <= record["schema_version"] <= SCHEMA_VERSION:
+        raise MMBenchError(f"{source}: field 'schema_version' = {record['schema_version']} is not one this mmbench reads (1..{SCHEMA_VERSION})")
+    for key in ("model", "dataset"):
+        if not record[key].strip():
+            raise MMBenchError(f"{source}: field {key!r} must not be empty")
+    if record["tier"] not in TIERS:
+        raise MMBenchError(f"{source}: field 'tier' = {record['tier']!r} is not a known tier ({', '.join(TIERS)})")
+    if record["seed"] < 0:
+        raise MMBenchError(f"{source}: field 'seed' = {record['seed']} must be >= 0")
+    if record["num_parameters"] < 0:
+        raise MMBenchError(f"{source}: field 'num_parameters' = {record['num_parameters']} must be >= 0")
+    for name, version in record["metric_versions"].items():
+        _check_type(version, int, source, f"metric_versions.{name}")
     for name, value in record["metrics"].items():
-        if not isinstance(value, (int, float)) or isinstance(value, bool) or not math.isfinite(value):
-            raise MMBenchError(f"{source}: metric {name!r} must be a finite number, not {value!r}")
-        if name.startswith("coherence/") and not 0.0 <= value <= 1.0:
-            raise MMBenchError(f"{source}: metric {name!r} = {value} is outside [0, 1]")
+        _check_number(value, source, f"metrics.{name}")
+        if (problem := bounds_error(name, value)) is not None:
+            raise MMBenchError(f"{source}: field 'metrics.{name}' {problem}")
+    for name, value in (record.get("metrics_stderr") or {}).items():
+        _check_number(value, source, f"metrics_stderr.{name}", lower=0.0)
+        if name not in record["metrics"]:
+            raise MMBenchError(f"{source}: field 'metrics_stderr.{name}' has no matching entry in 'metrics'")
+    for name, value in record["timing"].items():
+        _check_number(value, source, f"timing.{name}", lower=0.0)
+    for name, value in (record.get("classifier_accuracy") or {}).items():
+        _check_number(value, source, f"classifier_accuracy.{name}", lower=0.0, upper=1.0)
     return record
 
 
-def _type_name(kind) -> str:
+def _check_type(value: Any, kind: type | tuple[type, ...], source: str | Path, field: str) -> None:
+    if not isinstance(value, kind) or isinstance(value, bool) and kind is int:
+        raise MMBenchError(f"{source}: field {field!r} must be {_type_name(kind)}, not {type(value).__name__}")
+
+
+def _type_name(kind: type | tuple[type, ...]) -> str:
     return " or ".join(k.__name__ for k in kind) if isinstance(kind, tuple) else kind.__name__
+
+
+def _check_number(value: Any, source: str | Path, field: str, lower: float | None = None, upper: float | None = None) -> None:
+    if not isinstance(value, (int, float)) or isinstance(value, bool) or not math.isfinite(value):
+        raise MMBenchError(f"{source}: field {field!r} must be a finite number, not {value!r}")
+    if lower is not None and value < lower or upper is not None and value > upper:
+        raise MMBenchError(f"{source}: field {field!r} = {value} is outside [{lower}, {'inf' if upper is None else upper}]")
 
 
 def write_record(run_dir: str | Path, record: dict) -> Path:

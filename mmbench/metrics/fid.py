@@ -79,7 +79,8 @@ class InceptionFeatures:
     def id(self) -> str:
         return f"inception-2015-12-05-pool3/{self.mode}/v1"
 
-    def __call__(self, images: torch.Tensor, batch_size: int = 32, progress: bool = False) -> torch.Tensor:
+    def __call__(self, images: torch.Tensor, batch_size: int = 32,
+                 progress: bool = False) -> torch.Tensor:
         chunks = []
         with torch.inference_mode():
             for start in tqdm(range(0, len(images), batch_size), desc="Inception features",

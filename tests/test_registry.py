@@ -1,0 +1,54 @@
+import sys
+import textwrap
+
+import pytest
+
+from mmbench.errors import MMBenchError, PluginError
+from mmbench.registry import MODELS, Registry
+
+
+def test_baselines_come_from_entry_points():
+    assert {"unimodal", "mvae", "mmvae", "mopoe"} <= set(Registry("model", "mmbench.models").names())
+
+
+def test_unknown_name_suggests_close_names():
+    with pytest.raises(MMBenchError, match="did you mean mopoe"):
+        MODELS.get("mopeo")
+
+
+def test_decorator_registers_by_function_name_and_rejects_clashes():
+    reg = Registry("model", "mmbench.nothing")
+
+    @reg.register()
+    def tiny(spec):
+        return spec
+
+    assert reg.get("tiny") is tiny
+    with pytest.raises(PluginError, match="registered twice"):
+        reg.add("tiny", lambda spec: spec)
+
+
+@pytest.fixture
+def fake_distribution(tmp_path, monkeypatch):
+    """An installed distribution on sys.path with one working and one broken entry point."""
+    info = tmp_path / "fakeplugin-0.1.dist-info"
+    info.mkdir()
+    (info / "METADATA").write_text("Metadata-Version: 2.1\nName: fakeplugin\nVersion: 0.1\n")
+    (info / "entry_points.txt").write_text(textwrap.dedent("""
+        [mmbench.models]
+        good = fake_good_plugin:factory
+        broken = fake_missing_dependency:factory
+    """))
+    (tmp_path / "fake_good_plugin.py").write_text("def factory(spec):\n    return spec\n")
+    monkeypatch.syspath_prepend(str(tmp_path))
+    yield
+    sys.modules.pop("fake_good_plugin", None)
+
+
+def test_broken_plugin_is_reported_and_others_still_load(fake_distribution):
+    reg = Registry("model", "mmbench.models")
+    names = reg.names()
+    assert "good" in names and "mopoe" in names and "broken" not in names
+    assert "fake_missing_dependency" in reg.broken["broken"]
+    with pytest.raises(PluginError, match="broken"):
+        reg.get("broken")

@@ -1,0 +1,95 @@
+"""`mmbench run` end to end on tiny PolyMNIST, through the installed console script."""
+import json
+import os
+import random
+import signal
+import subprocess
+import sys
+import time
+
+import pytest
+import torch
+
+TINY = [
+    "--set", "dataset.n_train=256", "--set", "dataset.n_test=100", "--set", "model.latent_dim=16",
+    "--set", "train.batch_size=64", "--set", "eval.unconditional_samples=100", "--set", "eval.batch_size=100",
+]
+pytestmark = pytest.mark.slow
+
+
+def mmbench(*args, data_root, check=True):
+    env = {**os.environ, "MMBENCH_DATA": str(data_root), "PYTHONUNBUFFERED": "1"}
+    proc = subprocess.run([sys.executable, "-m", "mmbench.cli", *args], capture_output=True, text=True, env=env, timeout=600)
+    if check and proc.returncode != 0:
+        raise AssertionError(proc.stderr[-2000:])
+    return proc
+
+
+@pytest.fixture(scope="module")
+def data_root(tmp_path_factory):
+    return tmp_path_factory.mktemp("data")
+
+
+def test_run_writes_a_complete_record(tmp_path, data_root):
+    out = tmp_path / "run"
+    mmbench("run", "--model", "mopoe", "--dataset", "polymnist", "--out", str(out), "--quiet", *TINY, "--set", "train.epochs=1", data_root=data_root)
+    record = json.loads((out / "result.json").read_text())
+    assert record["model"] == "mopoe" and record["tier"] == "quick" and record["seed"] == 0
+    for k in (1, 2, 3, 4):
+        assert 0.0 <= record["metrics"][f"coherence/conditional/k={k}"] <= 1.0
+    assert "coherence/unconditional" in record["metrics"]
+    assert set(record["classifier_accuracy"]) == {f"m{i}" for i in range(5)}
+    assert record["provenance"]["dataset_checksum"] and record["provenance"]["torch_version"] == torch.__version__
+    assert record["num_parameters"] > 0 and record["timing"]["train_seconds"] > 0
+    assert (out / "samples" / "given_m0.png").exists() and (out / "samples" / "unconditional.png").exists()
+    assert json.loads((out / "config.json").read_text())["model"]["latent_dim"] == 16
+    # finished work is never overwritten
+    again = mmbench("run", "--model", "mopoe", "--dataset", "polymnist", "--out", str(out), *TINY, data_root=data_root, check=False)
+    assert again.returncode == 2 and "already holds a finished run" in again.stderr
+
+
+def test_kill_and_resume_gives_the_same_scores(tmp_path, data_root):
+    args = ["run", "--model", "mmvae", "--dataset", "polymnist", "--quiet", *TINY, "--set", "train.epochs=8"]
+    mmbench(*args, "--out", str(tmp_path / "clean"), data_root=data_root)
+    env = {**os.environ, "MMBENCH_DATA": str(data_root)}
+    killed = tmp_path / "killed"
+    proc = subprocess.Popen([sys.executable, "-m", "mmbench.cli", *args, "--out", str(killed)], env=env,
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    checkpoint = killed / "checkpoint.pt"
+    deadline = time.time() + 300
+    while not checkpoint.exists() and time.time() < deadline and proc.poll() is None:
+        time.sleep(0.02)
+    time.sleep(random.Random().uniform(0.0, 0.5))
+    proc.send_signal(signal.SIGKILL)
+    proc.wait()
+    assert not (killed / "result.json").exists(), "the run finished before it could be killed"
+    mmbench(*args, "--out", str(killed), "--resume", data_root=data_root)
+    clean = json.loads((tmp_path / "clean" / "result.json").read_text())
+    resumed = json.loads((killed / "result.json").read_text())
+    assert resumed["metrics"] == clean["metrics"]
+    assert resumed["train_history"] == clean["train_history"]
+
+
+@pytest.mark.parametrize("args, message", [
+    (["run", "--model", "nope", "--dataset", "polymnist"], "unknown model 'nope'"),
+    (["run", "--model", "mopoe", "--dataset", "nope"], "unknown dataset 'nope'"),
+    (["run", "--model", "mopoe", "--dataset", "polymnist", "--set", "beta"], "malformed --set"),
+    (["run", "--model", "mopoe", "--dataset", "polymnist", "--set", "dataset.num_modalities=7"], "num_modalities"),
+])
+def test_bad_input_is_one_line_and_nonzero(args, message, tmp_path, data_root):
+    proc = mmbench(*args, "--out", str(tmp_path / "r"), data_root=data_root, check=False)
+    assert proc.returncode == 2
+    assert message in proc.stderr and "Traceback" not in proc.stderr
+    assert len(proc.stderr.strip().splitlines()) == 1
+
+
+def test_corrupt_data_cache_is_a_clear_error(tmp_path):
+    from mmbench.registry import get_dataset
+
+    root = tmp_path / "data"
+    get_dataset("polymnist", root, n_train=256, n_test=100)
+    (cache,) = (root / "polymnist").glob("*.pt")
+    cache.write_bytes(cache.read_bytes()[:1000])
+    proc = mmbench("run", "--model", "mopoe", "--dataset", "polymnist", "--out", str(tmp_path / "r"), *TINY, data_root=root, check=False)
+    assert proc.returncode == 2 and "Traceback" not in proc.stderr and cache.name in proc.stderr
+    assert len(proc.stderr.strip().splitlines()) == 1
