@@ -22,11 +22,19 @@ def cli() -> None:
 
 
 @cli.command("list")
-@click.argument("what", type=click.Choice(["models", "datasets"]))
+@click.argument("what", type=click.Choice(["models", "datasets", "metrics"]))
 def list_cmd(what: str) -> None:
-    """List the registered models or datasets (plugins included); broken plugins say why."""
+    """List the registered models, datasets (plugins included; broken ones say why) or metrics."""
     from mmbench.registry import DATASETS, MODELS
 
+    if what == "metrics":
+        from mmbench.evaluation import EVALUATORS
+
+        for ev in EVALUATORS.values():
+            for metric in ev.metrics:
+                direction = "higher is better" if metric.higher_is_better else "lower is better"
+                click.echo(f"{metric.name:<28} v{metric.version}  {direction:<17} [{ev.name}] {ev.description}")
+        return
     registry = MODELS if what == "models" else DATASETS
     for name in registry.names():
         click.echo(name)
@@ -58,6 +66,27 @@ def run(model, dataset, tier, seed, overrides, out, data_root, device, resume, d
     click.echo(f"result: {request.run_dir() / 'result.json'}")
     for name, value in sorted(record["metrics"].items()):
         click.echo(f"  {name:<40} {value:.4f}")
+
+
+@cli.command("evaluate")
+@click.argument("run_dir", type=click.Path(path_type=Path, exists=True, file_okay=False))
+@click.option("--metrics", "metrics", multiple=True, help="Evaluator to run (repeatable); default: all that apply.")
+@click.option("--data-root", type=click.Path(path_type=Path), envvar="MMBENCH_DATA")
+@click.option("--device", default="auto", show_default=True)
+@click.option("--quiet", is_flag=True)
+def evaluate_cmd(run_dir, metrics, data_root, device, quiet) -> None:
+    """(Re)score a finished run and update its result.json."""
+    from mmbench.runner import rescore
+
+    record = rescore(run_dir, list(metrics) or None, data_root, device, not quiet)
+    for name, value in sorted(record["metrics"].items()):
+        click.echo(f"  {name:<40} {value:.4f}")
+
+
+from mmbench.cli_leaderboard import leaderboard, regress  # noqa: E402
+
+cli.add_command(leaderboard)
+cli.add_command(regress)
 
 
 def main() -> None:

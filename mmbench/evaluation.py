@@ -1,48 +1,190 @@
-"""Scores a trained model: drives generation and feeds the metric objects, seeded."""
+"""Scores a trained model: a registry of evaluators that drive generation and feed metric objects.
+
+An evaluator is one pass over the model (e.g. conditional generation over every subset) that
+can feed several metrics at once: coherence and the classifier feature distance share the
+generated images and the classifier's forward pass. Every evaluator is seeded by the run seed.
+"""
 from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Callable
 
 import torch
 from tqdm import tqdm
 
 from mmbench.api import MultimodalVAE
-from mmbench.data.base import MultimodalSplit
+from mmbench.data.base import MultimodalDataset, MultimodalSplit, to_model_input
+from mmbench.errors import ConfigError
+from mmbench.metrics.base import Metric
+from mmbench.metrics.cca_coherence import CCACoherence, evaluate_cca_coherence
 from mmbench.metrics.coherence import ConditionalCoherence, UnconditionalCoherence
+from mmbench.metrics.feature_distance import ClassifierFeatureDistance
+from mmbench.metrics.fid import FID, InceptionFeatures, dataset_statistics
 from mmbench.subsets import all_subsets
 
 
-@torch.no_grad()
-def evaluate_coherence(
-    model: MultimodalVAE,
-    test: MultimodalSplit,
-    classifiers: list[torch.nn.Module],
-    *,
-    batch_size: int,
-    unconditional_samples: int,
-    seed: int,
-    device: torch.device,
-    progress: bool = True,
-) -> dict[str, float]:
-    """Conditional coherence over every non-empty subset and unconditional coherence.
+@dataclass
+class EvalContext:
+    """Everything an evaluator may need; classifiers are loaded (or trained) on first use."""
 
-    For each target m, generation conditions on the subsets without m only, so each (subset,
-    target) pair costs exactly one decoder pass.
-    """
-    model.eval()
-    torch.manual_seed(seed)
-    subsets = all_subsets(model.num_modalities)
+    model: MultimodalVAE
+    dataset: MultimodalDataset
+    train: MultimodalSplit
+    test: MultimodalSplit
+    options: dict
+    seed: int
+    device: torch.device
+    data_root: Path
+    progress: bool = True
+    extras: dict = field(default_factory=dict)
+
+    def classifiers(self) -> list[torch.nn.Module]:
+        if "classifiers" not in self.extras:
+            from mmbench.metrics.classifiers import load_or_train_classifiers
+
+            nets, manifest = load_or_train_classifiers(self.dataset, self.data_root, self.device, self.progress)
+            self.extras["classifiers"] = nets
+            self.extras["classifier_manifest"] = manifest
+        return self.extras["classifiers"]
+
+
+@dataclass(frozen=True)
+class Evaluator:
+    name: str
+    metrics: tuple[type[Metric], ...]
+    run: Callable[[EvalContext], dict[str, float]]
+    applies: Callable[[EvalContext], bool]
+    description: str
+
+
+EVALUATORS: dict[str, Evaluator] = {}
+
+
+def evaluator(name: str, metrics: tuple[type[Metric], ...], applies: Callable[[EvalContext], bool] = lambda ctx: True):
+    """Register an evaluation pass under `name` (the value used in `--metrics` / eval.metrics)."""
+
+    def decorator(fn: Callable[[EvalContext], dict[str, float]]):
+        EVALUATORS[name] = Evaluator(name, metrics, fn, applies, (fn.__doc__ or "").strip().splitlines()[0])
+        return fn
+
+    return decorator
+
+
+def has_labels(ctx: EvalContext) -> bool:
+    return ctx.dataset.train.labels is not None
+
+
+def evaluate(ctx: EvalContext, names: list[str] | None = None) -> tuple[dict[str, float], dict[str, int]]:
+    """Run the named evaluators (default: every applicable one); returns metrics and versions."""
+    unknown = set(names or []) - set(EVALUATORS)
+    if unknown:
+        raise ConfigError(f"unknown metric(s) {', '.join(sorted(unknown))} (known: {', '.join(sorted(EVALUATORS))})")
+    chosen = [EVALUATORS[n] for n in (names or EVALUATORS)]
+    metrics: dict[str, float] = {}
+    versions: dict[str, int] = {}
+    for ev in chosen:
+        if not ev.applies(ctx):
+            if names:
+                raise ConfigError(f"metric {ev.name!r} does not apply to dataset {ctx.dataset.spec.name!r} with this config")
+            continue
+        ctx.model.eval()
+        torch.manual_seed(ctx.seed)
+        metrics.update(ev.run(ctx))
+        versions.update({m.name: m.version for m in ev.metrics})
+    return metrics, versions
+
+
+@evaluator("coherence", (ConditionalCoherence, UnconditionalCoherence, ClassifierFeatureDistance), has_labels)
+@torch.no_grad()
+def generative_scores(ctx: EvalContext) -> dict[str, float]:
+    """Coherence (conditional, unconditional) and classifier feature distance, in one pass."""
+    model, test, classifiers = ctx.model, ctx.test, ctx.classifiers()
+    batch_size = ctx.options["batch_size"]
+    num = model.num_modalities
+    subsets = all_subsets(num)
+    sizes = subsets.sum(1)
     conditional = ConditionalCoherence(subsets)
-    for start in tqdm(range(0, len(test), batch_size), desc="coherence", disable=not progress, leave=False):
+    real = [ClassifierFeatureDistance(detail=f"m{m}") for m in range(num)]
+    cond_fd = {(k, m): ClassifierFeatureDistance() for k in range(1, num) for m in range(num)}
+    for start in tqdm(range(0, len(test), batch_size), desc="coherence", disable=not ctx.progress, leave=False):
         index = slice(start, start + batch_size)
-        xs = [x.to(device) for x in test.batch(index)]
+        xs = [x.to(ctx.device) for x in test.batch(index)]
         labels = test.labels[index]
-        for m in range(model.num_modalities):
+        for m in range(num):
             rows = torch.nonzero(~subsets[:, m]).flatten()
             inputs = [None if i == m else x for i, x in enumerate(xs)]
-            generated = model.generate(inputs, subsets[rows].to(device), targets=[m])[m]
-            predictions = classifiers[m](generated.flatten(0, 1)).argmax(1).view(len(rows), -1)
-            conditional.update(m, rows, predictions, labels)
+            generated = model.generate(inputs, subsets[rows].to(ctx.device), targets=[m])[m].flatten(0, 1)
+            features = classifiers[m].features(generated)
+            conditional.update(m, rows, classifiers[m].head(features).argmax(1).view(len(rows), -1), labels)
+            features = features.view(len(rows), -1, features.shape[-1]).cpu()
+            for k in range(1, num):
+                cond_fd[(k, m)].update(fake=features[sizes[rows] == k].flatten(0, 1))
+            real_features = classifiers[m].features(xs[m]).cpu()
+            real[m].update(real=real_features)
+            for k in range(1, num):
+                cond_fd[(k, m)].update(real=real_features)
     unconditional = UnconditionalCoherence()
-    for start in range(0, unconditional_samples, batch_size):
-        samples = model.sample(min(batch_size, unconditional_samples - start))
-        unconditional.update(torch.stack([c(x).argmax(1) for c, x in zip(classifiers, samples)]).cpu())
-    return {**conditional.compute(), **unconditional.compute()}
+    n = ctx.options["unconditional_samples"]
+    for start in range(0, n, batch_size):
+        samples = model.sample(min(batch_size, n - start))
+        features = [c.features(x) for c, x in zip(classifiers, samples)]
+        unconditional.update(torch.stack([c.head(f).argmax(1) for c, f in zip(classifiers, features)]).cpu())
+        for m in range(num):
+            real[m].update(fake=features[m].cpu())
+    out = {**conditional.compute(), **unconditional.compute()}
+    for metric in real:
+        out.update(metric.compute())
+    out["feature_distance/mean"] = sum(out[f"feature_distance/m{m}"] for m in range(num)) / num
+    for k in range(1, num):
+        out[f"feature_distance/conditional/k={k}"] = sum(cond_fd[(k, m)].compute()["feature_distance/value"] for m in range(num)) / num
+    return out
+
+
+def _fid_applies(ctx: EvalContext) -> bool:
+    return ctx.options.get("fid_samples", 0) > 0 and all(m.kind == "image" for m in ctx.dataset.spec.modalities)
+
+
+@evaluator("fid", (FID,), _fid_applies)
+@torch.no_grad()
+def inception_fid(ctx: EvalContext) -> dict[str, float]:
+    """Inception FID per modality: unconditional, and conditional per (subset size, target).
+
+    Conditional FID for (k, m) generates one x_m per test point, the conditioning subsets of
+    size k without m taken in turn, so each (k, m) costs as many images as unconditional FID.
+    """
+    extractor = InceptionFeatures(ctx.options["fid_mode"], ctx.device)
+    n = min(ctx.options["fid_samples"], len(ctx.test))
+    batch_size = ctx.options["batch_size"]
+    num = ctx.model.num_modalities
+    subsets = all_subsets(num)
+    cache = ctx.data_root / "assets" / "fid-stats"
+    out = {}
+    for m in range(num):
+        reference = dataset_statistics(to_model_input(ctx.test.modalities[m][:n]), extractor, cache)
+        uncond = FID(extractor, reference, detail=f"m{m}")
+        for start in range(0, n, batch_size):
+            uncond.update(fake=ctx.model.sample(min(batch_size, n - start))[m])
+        out.update(uncond.compute())
+        for k in range(1, num):
+            rows = torch.nonzero(~subsets[:, m] & (subsets.sum(1) == k)).flatten()
+            cond = FID(extractor, reference, detail=f"conditional/k={k}/m{m}")
+            for start in range(0, n, batch_size):
+                xs = [x.to(ctx.device) for x in ctx.test.batch(slice(start, min(start + batch_size, n)))]
+                turn = torch.arange(start, start + len(xs[0])) % len(rows)
+                for j, row in enumerate(rows):
+                    idx = torch.nonzero(turn == j).flatten().to(ctx.device)
+                    if len(idx):
+                        inputs = [None if i == m else x[idx] for i, x in enumerate(xs)]
+                        cond.update(fake=ctx.model.generate(inputs, subsets[row:row + 1].to(ctx.device), targets=[m])[m][0])
+            out.update(cond.compute())
+    return out
+
+
+@evaluator("cca_coherence", (CCACoherence,), lambda ctx: not has_labels(ctx) and {m.kind for m in ctx.dataset.spec.modalities} == {"image", "text"})
+def cca_coherence(ctx: EvalContext) -> dict[str, float]:
+    """Label-free coherence for image-caption data: correlation in a CCA space fitted on train."""
+    return evaluate_cca_coherence(
+        ctx.model, ctx.dataset, batch_size=ctx.options["batch_size"], seed=ctx.seed, device=ctx.device,
+        data_root=ctx.data_root, test=ctx.test, progress=ctx.progress,
+    )

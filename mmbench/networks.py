@@ -99,3 +99,6 @@ class ConvDecoder28(nn.Module):
 
 register_networks("image", (3, 28, 28), ConvEncoder28, ConvDecoder28)
 register_networks("image", (1, 28, 28), ConvEncoder28, ConvDecoder28)
+
+# Networks for other modality kinds register themselves on import.
+import mmbench.networks_cub  # noqa: E402,F401

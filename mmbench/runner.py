@@ -16,13 +16,12 @@ from mmbench.checkpoint import atomic_write_json
 from mmbench.config import resolve_config
 from mmbench.data.cache import default_data_root
 from mmbench.errors import ConfigError, MMBenchError
-from mmbench.evaluation import evaluate_coherence
-from mmbench.metrics.classifiers import load_or_train_classifiers
-from mmbench.metrics.coherence import ConditionalCoherence, UnconditionalCoherence
-from mmbench.records import RESULT_FILE, SCHEMA_VERSION, provenance, write_record
+from mmbench.evaluation import EvalContext, evaluate
+from mmbench.records import RESULT_FILE, SCHEMA_VERSION, provenance, read_record, write_record
 from mmbench.registry import create_model, get_dataset
 from mmbench.samples import save_sample_grids
-from mmbench.training import train
+from mmbench.training import CHECKPOINT, train
+from mmbench.checkpoint import load_checkpoint
 
 CONFIG_FILE = "config.json"
 
@@ -76,8 +75,6 @@ def run(request: RunRequest) -> dict:
     data_root = Path(request.data_root) if request.data_root else default_data_root()
     began = time.perf_counter()
     dataset = get_dataset(request.dataset, data_root, **config["dataset"])
-    train_split = _limit(dataset.train, config["train"]["max_train_samples"])
-    test_split = _limit(dataset.test, config["eval"]["max_test_samples"])
     data_seconds = time.perf_counter() - began
 
     torch.manual_seed(request.seed)
@@ -85,23 +82,10 @@ def run(request: RunRequest) -> dict:
     run_dir.mkdir(parents=True, exist_ok=True)
     atomic_write_json(run_dir / CONFIG_FILE, config)
     trained = train(
-        model, train_split, epochs=config["train"]["epochs"], batch_size=config["train"]["batch_size"],
-        lr=config["train"]["lr"], seed=request.seed, run_dir=run_dir, device=device,
-        resume=request.resume, progress=request.progress,
+        model, _limit(dataset.train, config["train"]["max_train_samples"]), epochs=config["train"]["epochs"],
+        batch_size=config["train"]["batch_size"], lr=config["train"]["lr"], seed=request.seed, run_dir=run_dir,
+        device=device, resume=request.resume, progress=request.progress,
     )
-
-    began = time.perf_counter()
-    classifiers, manifest = load_or_train_classifiers(dataset, data_root, device, request.progress)
-    classifier_seconds = time.perf_counter() - began
-    began = time.perf_counter()
-    metrics = evaluate_coherence(
-        model, test_split, classifiers, batch_size=config["eval"]["batch_size"],
-        unconditional_samples=config["eval"]["unconditional_samples"], seed=request.seed,
-        device=device, progress=request.progress,
-    )
-    eval_seconds = time.perf_counter() - began
-    save_sample_grids(model, test_split, run_dir / "samples", seed=request.seed, device=device)
-
     record = {
         "schema_version": SCHEMA_VERSION,
         "model": request.model,
@@ -109,19 +93,47 @@ def run(request: RunRequest) -> dict:
         "tier": request.tier,
         "seed": request.seed,
         "config": config,
-        "metrics": metrics,
-        "metric_versions": {m.name: m.version for m in (ConditionalCoherence, UnconditionalCoherence)},
-        "classifier_accuracy": {f"m{i}": e["test_accuracy"] for i, e in enumerate(manifest["modalities"])},
+        "metrics": {},
+        "metric_versions": {},
         "num_parameters": sum(p.numel() for p in model.parameters()),
-        "timing": {
-            "data_seconds": data_seconds,
-            "train_seconds": trained.seconds,
-            "classifier_seconds": classifier_seconds,
-            "eval_seconds": eval_seconds,
-        },
+        "timing": {"data_seconds": data_seconds, "train_seconds": trained.seconds},
         "train_history": trained.history,
-        "provenance": provenance(device, dataset.checksum, {f"m{i}": e["sha256"] for i, e in enumerate(manifest["modalities"])}),
     }
+    return _score(record, model, dataset, run_dir, data_root, device, config["eval"]["metrics"], request.progress)
+
+
+def rescore(run_dir: Path, metrics: list[str] | None = None, data_root: Path | None = None, device: str = "auto", progress: bool = True) -> dict:
+    """(Re)compute metrics of a finished run from its config and checkpoint; updates result.json."""
+    run_dir = Path(run_dir)
+    record = read_record(run_dir / RESULT_FILE)
+    config = record["config"]
+    data_root = Path(data_root) if data_root else default_data_root()
+    dataset = get_dataset(record["dataset"], data_root, **config["dataset"])
+    model = create_model(record["model"], dataset.spec, **config["model"])
+    state = load_checkpoint(run_dir / CHECKPOINT)
+    model.load_state_dict(state["model"])
+    return _score(record, model, dataset, run_dir, data_root, pick_device(device), metrics, progress)
+
+
+def _score(record: dict, model, dataset, run_dir: Path, data_root: Path, device: torch.device, metrics: list[str] | None, progress: bool) -> dict:
+    config, seed = record["config"], record["seed"]
+    model.to(device)
+    ctx = EvalContext(
+        model=model, dataset=dataset, train=dataset.train, test=_limit(dataset.test, config["eval"]["max_test_samples"]),
+        options=config["eval"], seed=seed, device=device, data_root=data_root, progress=progress,
+    )
+    began = time.perf_counter()
+    scores, versions = evaluate(ctx, metrics)
+    record["timing"]["eval_seconds"] = time.perf_counter() - began
+    save_sample_grids(model, ctx.test, run_dir / "samples", seed=seed, device=device)
+    record["metrics"] = {**record["metrics"], **scores}
+    record["metric_versions"] = {**record["metric_versions"], **versions}
+    manifest = ctx.extras.get("classifier_manifest")
+    classifiers = {}
+    if manifest:
+        record["classifier_accuracy"] = {f"m{i}": e["test_accuracy"] for i, e in enumerate(manifest["modalities"])}
+        classifiers = {f"m{i}": e["sha256"] for i, e in enumerate(manifest["modalities"])}
+    record["provenance"] = provenance(device, dataset.checksum, classifiers)
     write_record(run_dir, record)
     return record
 

@@ -119,6 +119,7 @@ def _train_all(dataset: MultimodalDataset, folder: Path, device: torch.device, p
     )
 
 
+@torch.enable_grad()
 def _fit(net: nn.Module, images: torch.Tensor, labels: torch.Tensor, device, progress: bool, desc: str) -> None:
     optimizer = torch.optim.AdamW(net.parameters(), lr=RECIPE["lr"], weight_decay=RECIPE["weight_decay"])
     steps_per_epoch = -(-len(images) // RECIPE["batch_size"])
