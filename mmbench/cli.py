@@ -30,10 +30,13 @@ def list_cmd(what: str) -> None:
     if what == "metrics":
         from mmbench.evaluation import EVALUATORS
 
-        for ev in EVALUATORS.values():
-            for metric in ev.metrics:
-                direction = "higher is better" if metric.higher_is_better else "lower is better"
-                click.echo(f"{metric.name:<28} v{metric.version}  {direction:<17} [{ev.name}] {ev.description}")
+        from mmbench.metrics.quality_gap import QualityGap
+
+        rows = [(m, ev.name, ev.description) for ev in EVALUATORS.values() for m in ev.metrics]
+        rows.append((QualityGap, QualityGap.name, "Gap of unconditional quality to the unimodal run of the same seed and tier."))
+        for metric, evaluator_name, description in rows:
+            direction = "higher is better" if metric.higher_is_better else "lower is better"
+            click.echo(f"{metric.name:<28} v{metric.version}  {direction:<17} [{evaluator_name}] {description}")
         return
     registry = MODELS if what == "models" else DATASETS
     for name in registry.names():
@@ -81,6 +84,50 @@ def evaluate_cmd(run_dir, metrics, data_root, device, quiet) -> None:
     record = rescore(run_dir, list(metrics) or None, data_root, device, not quiet)
     for name, value in sorted(record["metrics"].items()):
         click.echo(f"  {name:<40} {value:.4f}")
+
+
+@cli.group()
+def data() -> None:
+    """Build, verify or download datasets."""
+
+
+@data.command("build")
+@click.argument("name")
+@click.option("--tier", type=click.Choice(["quick", "full"]), default="quick", show_default=True)
+@click.option("--seed", type=int, default=0, show_default=True, help="Dataset (split) seed.")
+@click.option("--data-root", type=click.Path(path_type=Path), envvar="MMBENCH_DATA")
+def data_build(name, tier, seed, data_root) -> None:
+    """Build dataset NAME into the data root's cache and print its checksum."""
+    from mmbench.data.cache import resolve_data_root
+    from mmbench.registry import get_dataset
+
+    dataset = get_dataset(name, resolve_data_root(data_root), tier=tier, seed=seed)
+    click.echo(f"{name} {tier} seed {seed}: train {len(dataset.train)}, test {len(dataset.test)}, sha256 {dataset.checksum}")
+
+
+@data.command("verify")
+@click.argument("name")
+@click.option("--tier", type=click.Choice(["quick", "full"]), default="quick", show_default=True)
+@click.option("--seed", type=int, default=0, show_default=True)
+def data_verify(name, tier, seed) -> None:
+    """Rebuild dataset NAME from scratch and compare its checksum with its dataset card."""
+    from mmbench.cards import verify
+
+    pinned, rebuilt = verify(name, tier, seed)
+    click.echo(f"card:    {pinned}\nrebuilt: {rebuilt}")
+    if pinned != rebuilt:
+        raise MMBenchError(f"{name} {tier} seed {seed} does not match its dataset card")
+    click.echo("ok")
+
+
+@data.command("download")
+@click.argument("name")
+@click.option("--data-root", type=click.Path(path_type=Path), envvar="MMBENCH_DATA")
+def data_download(name, data_root) -> None:
+    """Download an official release (checksum-verified, resumable) into the data root."""
+    from mmbench.data.download import fetch_release
+
+    click.echo(fetch_release(name, data_root))
 
 
 from mmbench.cli_leaderboard import leaderboard, regress  # noqa: E402

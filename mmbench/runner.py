@@ -17,6 +17,7 @@ from mmbench.config import resolve_config
 from mmbench.data.cache import default_data_root
 from mmbench.errors import ConfigError, MMBenchError
 from mmbench.evaluation import EvalContext, evaluate
+from mmbench.metrics.quality_gap import REFERENCE_MODEL, QualityGap, find_reference, quality_gap
 from mmbench.records import RESULT_FILE, SCHEMA_VERSION, provenance, read_record, write_record
 from mmbench.registry import create_model, get_dataset
 from mmbench.samples import save_sample_grids
@@ -123,11 +124,16 @@ def _score(record: dict, model, dataset, run_dir: Path, data_root: Path, device:
         options=config["eval"], seed=seed, device=device, data_root=data_root, progress=progress,
     )
     began = time.perf_counter()
-    scores, versions = evaluate(ctx, metrics)
+    evaluators = None if metrics is None else [m for m in metrics if m != QualityGap.name]
+    scores, versions = evaluate(ctx, evaluators) if evaluators != [] else ({}, {})
     record["timing"]["eval_seconds"] = time.perf_counter() - began
     save_sample_grids(model, ctx.test, run_dir / "samples", seed=seed, device=device)
     record["metrics"] = {**record["metrics"], **scores}
     record["metric_versions"] = {**record["metric_versions"], **versions}
+    reference = find_reference(run_dir, record) if record["model"] != REFERENCE_MODEL else None
+    if reference is not None:
+        record["metrics"].update(quality_gap(record, reference))
+        record["metric_versions"][QualityGap.name] = QualityGap.version
     manifest = ctx.extras.get("classifier_manifest")
     classifiers = {}
     if manifest:

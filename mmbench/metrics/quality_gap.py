@@ -1,0 +1,67 @@
+"""Quality gap to the unimodal VAE: how much worse a multimodal model's samples are per modality.
+
+Daunhawer et al. show that models which sub-sample modalities cannot match a unimodal VAE's
+generative quality. The gap compares a run's unconditional sample quality (FID, or the classifier
+feature distance) with that of the `unimodal` run of the same dataset, tier and seed.
+"""
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+from mmbench.metrics.base import Metric
+
+REFERENCE_MODEL = "unimodal"
+QUALITY_FAMILIES = ("fid", "feature_distance")
+
+
+class QualityGap(Metric):
+    """Per modality: own − reference (`.../m0`) and own / reference (`.../ratio/m0`)."""
+
+    name = "quality_gap"
+    version = 1
+    higher_is_better = False
+
+    def reset(self) -> None:
+        self.own: dict[str, float] = {}
+        self.reference: dict[str, float] = {}
+
+    def update(self, own: dict[str, float], reference: dict[str, float]) -> None:
+        self.own.update(own)
+        self.reference.update(reference)
+
+    def compute(self) -> dict[str, float]:
+        out = {}
+        for family in QUALITY_FAMILIES:
+            for key, value in sorted(self.own.items()):
+                head, _, modality = key.rpartition("/")
+                if head != family or not modality.startswith("m") or key not in self.reference:
+                    continue
+                ref = self.reference[key]
+                out[f"{self.name}/{family}/{modality}"] = value - ref
+                if ref > 0:
+                    out[f"{self.name}/{family}/ratio/{modality}"] = value / ref
+        return out
+
+
+def find_reference(run_dir: Path, record: dict) -> dict | None:
+    """The unimodal record beside `run_dir` with the same dataset, tier, seed and dataset config."""
+    for path in sorted(Path(run_dir).resolve().parent.glob("*/result.json")):
+        try:
+            other = json.loads(path.read_text())
+        except (OSError, json.JSONDecodeError):
+            continue
+        if (
+            isinstance(other, dict)
+            and other.get("model") == REFERENCE_MODEL
+            and all(other.get(k) == record[k] for k in ("dataset", "tier", "seed"))
+            and other.get("config", {}).get("dataset") == record["config"]["dataset"]
+        ):
+            return other
+    return None
+
+
+def quality_gap(record: dict, reference: dict) -> dict[str, float]:
+    metric = QualityGap()
+    metric.update(record["metrics"], reference["metrics"])
+    return metric.compute()

@@ -1,0 +1,52 @@
+import json
+
+import pytest
+from click.testing import CliRunner
+
+from mmbench.cards import pinned_checksums
+from mmbench.metrics.quality_gap import find_reference, quality_gap
+
+
+def _record(model, metrics, seed=0):
+    return {"model": model, "dataset": "polymnist", "tier": "quick", "seed": seed,
+            "config": {"dataset": {"n_train": 10}}, "metrics": metrics}
+
+
+def test_quality_gap_is_difference_and_ratio_per_modality():
+    own = _record("mopoe", {"feature_distance/m0": 3.0, "feature_distance/m1": 5.0, "fid/m0": 40.0, "coherence/conditional": 0.5})
+    ref = _record("unimodal", {"feature_distance/m0": 2.0, "feature_distance/m1": 5.0, "fid/m0": 20.0})
+    gap = quality_gap(own, ref)
+    assert gap == {
+        "quality_gap/fid/m0": 20.0, "quality_gap/fid/ratio/m0": 2.0,
+        "quality_gap/feature_distance/m0": 1.0, "quality_gap/feature_distance/ratio/m0": 1.5,
+        "quality_gap/feature_distance/m1": 0.0, "quality_gap/feature_distance/ratio/m1": 1.0,
+    }
+
+
+def test_reference_must_share_dataset_tier_seed_and_data_config(tmp_path):
+    own = _record("mopoe", {})
+    for name, rec in {"a": _record("unimodal", {}, seed=1), "b": {**_record("unimodal", {}), "config": {"dataset": {"n_train": 99}}}}.items():
+        (tmp_path / name).mkdir()
+        (tmp_path / name / "result.json").write_text(json.dumps(rec))
+    assert find_reference(tmp_path / "own", own) is None
+    (tmp_path / "c").mkdir()
+    (tmp_path / "c" / "result.json").write_text(json.dumps(_record("unimodal", {"fid/m0": 1.0})))
+    assert find_reference(tmp_path / "own", own)["metrics"] == {"fid/m0": 1.0}
+
+
+def test_card_lines_are_parsed_and_a_mismatch_fails_verify(tmp_path, monkeypatch):
+    from mmbench import cli as cli_module
+    import mmbench.cards as cards
+
+    (tmp_path / "polymnist.md").write_text("# card\n\nchecksum-quick-seed0: " + "0" * 64 + "\n")
+    assert pinned_checksums("polymnist", tmp_path) == {("quick", 0): "0" * 64}
+    monkeypatch.setattr(cards, "CARDS_DIR", tmp_path)
+    monkeypatch.setattr(cards.verify, "__defaults__", ("quick", 0, tmp_path))
+    monkeypatch.setattr(cards, "get_dataset", lambda *a, **k: type("D", (), {"checksum": "1" * 64})())
+    result = CliRunner().invoke(cli_module.cli, ["data", "verify", "polymnist"], standalone_mode=False)
+    assert "does not match its dataset card" in str(result.exception)
+
+
+def test_committed_cards_pin_the_offline_builds():
+    for name in ("polymnist", "translated_polymnist"):
+        assert ("quick", 0) in pinned_checksums(name)
