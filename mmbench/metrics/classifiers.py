@@ -58,7 +58,18 @@ class ImageClassifier(nn.Module):
 
 
 def asset_dir(data_root: Path, dataset: MultimodalDataset) -> Path:
-    return Path(data_root) / "assets" / "classifiers" / f"{dataset.spec.name}-{dataset.checksum[:16]}-v{RECIPE['version']}"
+    return Path(data_root) / "assets" / "classifiers" / f"{dataset.spec.name}-v{RECIPE['version']}"
+
+
+def modality_key(dataset: MultimodalDataset, m: int) -> str:
+    """Content hash of what classifier m learns from and is tested on: the same modality in two
+    builds (e.g. the first M modalities of a 5-modality build) shares one asset."""
+    digest = hashlib.sha256()
+    for split in (dataset.train, dataset.test):
+        for t in (split.modalities[m], split.labels):
+            digest.update(f"{t.dtype}{tuple(t.shape)}".encode())
+            digest.update(t.contiguous().numpy().tobytes())
+    return digest.hexdigest()[:16]
 
 
 def load_or_train_classifiers(
@@ -66,29 +77,29 @@ def load_or_train_classifiers(
 ) -> tuple[list[ImageClassifier], dict]:
     """The dataset's frozen classifiers and their manifest (sha256 and test accuracy per modality).
 
-    Trains them (announced, never silently) only when no asset exists for this dataset build.
+    A classifier is trained (announced, never silently) only when no asset exists for its
+    modality's content; an asset whose bytes no longer match its recorded sha256 is refused.
     """
     if dataset.train.labels is None:
         raise DataError(f"dataset {dataset.spec.name!r} has no labels, so it has no coherence classifiers")
     folder = asset_dir(data_root, dataset)
-    manifest_path = folder / "manifest.json"
-    if not manifest_path.exists():
-        if progress:
-            tqdm.write(f"training coherence classifiers for {dataset.spec.name} (once; saved to {folder})")
-        _train_all(dataset, folder, device, progress)
-    manifest = json.loads(manifest_path.read_text())
-    classifiers = []
-    for m, entry in enumerate(manifest["modalities"]):
-        payload = (folder / entry["file"]).read_bytes() if (folder / entry["file"]).exists() else b""
+    classifiers, entries = [], []
+    for m in range(dataset.spec.num_modalities):
+        stem = f"m{m}-{modality_key(dataset, m)}"
+        if not (folder / f"{stem}.json").exists():
+            if progress:
+                tqdm.write(f"training coherence classifier m{m} for {dataset.spec.name} (once; saved to {folder})")
+            _train(dataset, m, folder, stem, device, progress)
+        entry = json.loads((folder / f"{stem}.json").read_text())
+        path = folder / entry["file"]
+        payload = path.read_bytes() if path.exists() else b""
         if hashlib.sha256(payload).hexdigest() != entry["sha256"]:
-            raise DataError(
-                f"classifier asset {folder / entry['file']} is missing or does not match its sha256; "
-                f"delete {folder} to retrain it"
-            )
+            raise DataError(f"classifier asset {path} is missing or does not match its sha256; delete {folder / stem}.* to retrain it")
         net = _new_classifier(dataset, m)
         net.load_state_dict(torch.load(io.BytesIO(payload), map_location="cpu", weights_only=True))
         classifiers.append(net.to(device).eval())
-    return classifiers, manifest
+        entries.append(entry)
+    return classifiers, {"dataset": dataset.spec.name, "recipe": RECIPE, "modalities": entries}
 
 
 def _new_classifier(dataset: MultimodalDataset, m: int) -> ImageClassifier:
@@ -98,25 +109,21 @@ def _new_classifier(dataset: MultimodalDataset, m: int) -> ImageClassifier:
     return ImageClassifier(spec.shape[0], dataset.spec.num_classes, RECIPE["width"])
 
 
-def _train_all(dataset: MultimodalDataset, folder: Path, device: torch.device, progress: bool) -> None:
-    entries = []
-    for m in range(dataset.spec.num_modalities):
-        torch.manual_seed(RECIPE["seed"] + m)
-        net = _new_classifier(dataset, m).to(device)
-        _fit(net, dataset.train.modalities[m], dataset.train.labels, device, progress, f"classifier m{m}")
-        accuracy = classifier_accuracy(net, dataset.test.modalities[m], dataset.test.labels, device)
-        buffer = io.BytesIO()
-        torch.save({k: v.cpu() for k, v in net.state_dict().items()}, buffer)
-        payload = buffer.getvalue()
-        name = f"m{m}.pt"
-        atomic_write_bytes(folder / name, payload)
-        entries.append({"file": name, "sha256": hashlib.sha256(payload).hexdigest(), "test_accuracy": accuracy})
-        if progress:
-            tqdm.write(f"classifier m{m}: test accuracy {accuracy:.4f}")
-    atomic_write_json(
-        folder / "manifest.json",
-        {"dataset": dataset.spec.name, "dataset_checksum": dataset.checksum, "recipe": RECIPE, "modalities": entries},
-    )
+def _train(dataset: MultimodalDataset, m: int, folder: Path, stem: str, device: torch.device, progress: bool) -> None:
+    torch.manual_seed(RECIPE["seed"] + m)
+    net = _new_classifier(dataset, m).to(device)
+    _fit(net, dataset.train.modalities[m], dataset.train.labels, device, progress, f"classifier m{m}")
+    accuracy = classifier_accuracy(net, dataset.test.modalities[m], dataset.test.labels, device)
+    buffer = io.BytesIO()
+    torch.save({k: v.cpu() for k, v in net.state_dict().items()}, buffer)
+    payload = buffer.getvalue()
+    atomic_write_bytes(folder / f"{stem}.pt", payload)
+    atomic_write_json(folder / f"{stem}.json", {
+        "file": f"{stem}.pt", "sha256": hashlib.sha256(payload).hexdigest(), "test_accuracy": accuracy,
+        "dataset": dataset.spec.name, "modality": m, "recipe": RECIPE,
+    })
+    if progress:
+        tqdm.write(f"classifier m{m}: test accuracy {accuracy:.4f}")
 
 
 @torch.enable_grad()
