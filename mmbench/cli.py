@@ -130,6 +130,37 @@ def data_download(name, data_root) -> None:
     click.echo(fetch_release(name, data_root))
 
 
+@cli.group()
+def reproduce() -> None:
+    """Reproduce a paper's experiments and report, claim by claim, whether this run supports them."""
+
+
+@reproduce.command("limitations")
+@click.option("--tier", type=click.Choice(["quick", "full"]), default="quick", show_default=True)
+@click.option("--seed", type=int, default=0, show_default=True)
+@click.option("--results", type=click.Path(path_type=Path), default=None, help="[default: runs/reproduce-limitations-TIER]")
+@click.option("--set", "overrides", multiple=True, metavar="KEY=VALUE", help="Extra override for every run.")
+@click.option("--plan-only", is_flag=True, help="List the planned runs and exit.")
+def reproduce_limitations(tier, seed, results, overrides, plan_only) -> None:
+    """Daunhawer et al. (ICLR 2022): quality gap, its growth with M, the trade-off, Translated-PolyMNIST."""
+    from mmbench.checkpoint import atomic_write_bytes
+    from mmbench.reproduce import execute, plan, report
+
+    results = results or Path("runs") / f"reproduce-limitations-{tier}"
+    planned = plan(tier, results, seed, tuple(overrides))
+    if plan_only:
+        for p in planned:
+            click.echo(f"{p.experiment:<12} {p.request.model:<9} {p.request.dataset:<21} {' '.join(p.request.overrides)}")
+        return
+    records, failures = execute(planned)
+    text = report(records, planned, failures, tier)
+    atomic_write_bytes(results / "REPORT.md", text.encode())
+    click.echo(text)
+    click.echo(f"report: {results / 'REPORT.md'}")
+    if failures:
+        sys.exit(1)
+
+
 from mmbench.cli_leaderboard import leaderboard, regress  # noqa: E402
 
 cli.add_command(leaderboard)
