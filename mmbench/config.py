@@ -20,14 +20,16 @@ TIERS: dict[str, dict[str, dict[str, Any]]] = {
         "dataset": {"tier": "quick"},
         "train": {"epochs": 5, "batch_size": 256, "lr": 1e-3, "max_train_samples": None},
         "eval": {"metrics": None, "batch_size": 250, "max_test_samples": 1000, "unconditional_samples": 1000,
-                 "fid_samples": 0, "fid_mode": "pytorch-fid"},
+                 "fid_samples": 0, "fid_mode": "pytorch-fid", "iwae_k": 8, "likelihood_test_samples": 100,
+                 "probe_train_samples": 1000},
     },
     # The paper's settings (60k/10k PolyMNIST, 300 epochs, batch 256), meant for a GPU.
     "full": {
         "dataset": {"tier": "full"},
         "train": {"epochs": 300, "batch_size": 256, "lr": 5e-4, "max_train_samples": None},
         "eval": {"metrics": None, "batch_size": 500, "max_test_samples": None, "unconditional_samples": 10000,
-                 "fid_samples": 10000, "fid_mode": "pytorch-fid"},
+                 "fid_samples": 10000, "fid_mode": "pytorch-fid", "iwae_k": 1000, "likelihood_test_samples": 1000,
+                 "probe_train_samples": 1000},
     },
 }
 

@@ -14,21 +14,24 @@ Here: (a) `closed_form_delta`, exact for data whose conditional entropies are kn
 
 - `conditional_entropy`: sum_S w_S -log (1/K) sum_k p(x_notS | z_k), z_k ~ q(z | x_S). For each
   S its expectation is at least the cross-entropy E[-log q~(x_notS | x_S)] of the model's
-  cross-modal predictive q~ (Jensen; the excess shrinks as K grows), which in turn is at least
-  H(X_notS | X_S) (cross-entropy >= entropy). So it estimates Delta from above: it equals Delta
-  exactly when conditional generation matches the data conditionals and K -> infinity, and its
-  excess over Delta is the model's cross-modal prediction error. It is also a lower bound (as
-  K -> infinity, by Jensen) on the cross-modal reconstruction loss E_q(z|x_S)[-log p(x_notS | z)]
-  inside the model's own objective, which the paper shows Delta bounds from below.
+  cross-modal predictive q~ = int q(z | x_S) p(x_notS | z) dz (Jensen; the excess shrinks as K
+  grows), which in turn is at least H(X_notS | X_S) (cross-entropy >= entropy). So it estimates
+  Delta from above: it equals Delta when conditional generation matches the data conditionals
+  and K -> infinity, and its excess over Delta is the model's cross-modal prediction error. As
+  K -> infinity it is also a lower bound (Jensen) on the cross-modal reconstruction loss
+  E_q(z|x_S)[-log p(x_notS | z)] inside the model's own objective, which Delta bounds from below
+  (z depends on x_S only, so H(X_notS | Z) >= H(X_notS | X_S)).
 - `elbo_gap`: the IWAE estimate of log p_theta(x) minus the stratified mixture ELBO at beta = 1
   (all components, not one sampled). The true gap is sum_S w_S KL(q(z | x_S) || p_theta(z | x))
   >= 0, the looseness of the model's bound against its *own* likelihood; the estimate converges
   to it from below as K grows (the IWAE estimate is a lower bound on log p_theta(x)). It is not
   bounded below by Delta in general: a decoder that can express the unpredictable part of
-  x_notS as likelihood noise (on `synthetic`: fair coins on the private bits given z = c) lets
-  every component reach log p_theta(x) with a gap near 0, because then the model's own
-  likelihood carries the same cross-modal cost. It detects Delta where the decoders cannot do
-  that, i.e. where modality-specific variation must pass through z.
+  x_notS as likelihood noise (on `synthetic`: fair coins on the private bits, z carrying only
+  the class) lets every component's ELBO approach log p_theta(x) = -H(X), because the model's
+  own likelihood then pays the same cross-modal cost. It can reflect Delta only where the
+  decoders cannot do that, i.e. where modality-specific variation must pass through z. On
+  `synthetic` it measures the Gaussian-posterior approximation gap instead, for any weighting
+  (benchmarks/validate_discrepancy.py).
 """
 from __future__ import annotations
 
@@ -122,7 +125,7 @@ def _kl_to_prior(proposal: Distribution, prior: Distribution, z: torch.Tensor) -
 
 def stratified_elbo(model: MultimodalVAE, xs: Batch, weighting: Weighting, *, num_samples: int = 16) -> torch.Tensor:
     """(B,) sum_S w_S (E_q(z|x_S)[log p(X | z)] - KL(q(z | x_S) || p(z))), beta = 1, every
-    component evaluated with `num_samples` reparameterised-free samples (an unbiased estimate)."""
+    component evaluated with `num_samples` latent samples (an unbiased estimate)."""
     subsets, weights = weighting
     device = next(x for x in xs if x is not None).device
     prior = model.prior()
