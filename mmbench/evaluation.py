@@ -78,6 +78,10 @@ def has_labels(ctx: EvalContext) -> bool:
     return ctx.dataset.train.labels is not None
 
 
+def has_labelled_images(ctx: EvalContext) -> bool:
+    return has_labels(ctx) and all(m.kind == "image" for m in ctx.dataset.spec.modalities)
+
+
 def evaluate(ctx: EvalContext, names: list[str] | None = None) -> tuple[dict[str, float], dict[str, int]]:
     """Run the named evaluators (default: every applicable one); returns metrics and versions."""
     unknown = set(names or []) - set(EVALUATORS)
@@ -98,7 +102,7 @@ def evaluate(ctx: EvalContext, names: list[str] | None = None) -> tuple[dict[str
     return metrics, versions
 
 
-@evaluator("coherence", (ConditionalCoherence, UnconditionalCoherence, ClassifierFeatureDistance), has_labels)
+@evaluator("coherence", (ConditionalCoherence, UnconditionalCoherence, ClassifierFeatureDistance), has_labelled_images)
 @torch.no_grad()
 def generative_scores(ctx: EvalContext) -> dict[str, float]:
     """Coherence (conditional, unconditional) and classifier feature distance, in one pass."""
