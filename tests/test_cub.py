@@ -233,11 +233,8 @@ def test_cca_asset_is_reused_and_verified(release, dataset):
         asset.write_bytes(original)
 
 
-# Needs the lead's wiring: mmbench.runner must score label-free datasets with
-# evaluate_cca_coherence instead of the label classifiers; until then it raises the DataError
-# "dataset 'cub' has no labels, so it has no coherence classifiers".
+# `mmbench run --model mmvae --dataset cub` end to end: label-free data is scored by CCA coherence.
 @pytest.mark.slow
-@pytest.mark.xfail(raises=DataError, strict=False, reason="runner not yet wired to CCA coherence for label-free datasets")
 def test_runner_end_to_end(release, tmp_path):
     from mmbench.runner import RunRequest, run
 
