@@ -13,13 +13,14 @@ import torch
 TINY = [
     "--set", "dataset.n_train=256", "--set", "dataset.n_test=100", "--set", "model.latent_dim=16",
     "--set", "train.batch_size=64", "--set", "eval.unconditional_samples=100", "--set", "eval.batch_size=100",
+    "--set", 'eval.metrics=["coherence"]',
 ]
 pytestmark = pytest.mark.slow
 
 
 def mmbench(*args, data_root, check=True):
     env = {**os.environ, "MMBENCH_DATA": str(data_root), "PYTHONUNBUFFERED": "1"}
-    proc = subprocess.run([sys.executable, "-m", "mmbench.cli", *args], capture_output=True, text=True, env=env, timeout=600)
+    proc = subprocess.run([sys.executable, "-m", "mmbench.cli", *args], capture_output=True, text=True, env=env, timeout=1200)
     if check and proc.returncode != 0:
         raise AssertionError(proc.stderr[-2000:])
     return proc
