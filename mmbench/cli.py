@@ -162,9 +162,12 @@ def reproduce_limitations(tier, seed, results, overrides, plan_only) -> None:
 
 
 from mmbench.cli_leaderboard import leaderboard, regress  # noqa: E402
+from mmbench.cli_sweep import check_plugin, sweep  # noqa: E402
 
 cli.add_command(leaderboard)
 cli.add_command(regress)
+cli.add_command(check_plugin)
+cli.add_command(sweep)
 
 
 def main() -> None:
