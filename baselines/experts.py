@@ -7,7 +7,7 @@ import torch
 from torch import nn
 
 from mmbench import DatasetSpec, MultimodalVAE
-from mmbench.networks import build_decoder, build_encoder, stacked_experts, stacked_log_likelihood
+from mmbench.networks import LaplaceDecoder, build_decoder, build_encoder
 
 
 class ExpertsVAE(MultimodalVAE):
@@ -21,9 +21,6 @@ class ExpertsVAE(MultimodalVAE):
 
     def experts(self, xs: Sequence[torch.Tensor | None]) -> tuple[torch.Tensor, torch.Tensor]:
         """(M, B, D) expert means and log-variances; absent modalities get zeros (mask them out)."""
-        stacked = stacked_experts(self.encoders, xs)
-        if stacked is not None:
-            return stacked
         outputs = [enc(x) if x is not None else None for enc, x in zip(self.encoders, xs)]
         present = [o[0] for o in outputs if o is not None]
         if not present:
@@ -40,14 +37,13 @@ class ExpertsVAE(MultimodalVAE):
         """sum_m log p(x_m | z) for latents (..., B, D); returns (..., B)."""
         lead = z.shape[:-1]
         flat = z.reshape(-1, z.shape[-1])
-        chosen = range(self.num_modalities) if modalities is None else modalities
-        stacked = stacked_log_likelihood([self.decoders[m] for m in chosen], flat, [xs[m] for m in chosen])
-        if stacked is not None:
-            return stacked.reshape(lead)
         total = torch.zeros(flat.shape[0], device=z.device)
-        for m in chosen:
-            x = xs[m]
+        for m in range(self.num_modalities) if modalities is None else modalities:
+            x, decoder = xs[m], self.decoders[m]
+            if isinstance(decoder, LaplaceDecoder):  # direct density, x broadcast (not repeated)
+                total = total + decoder.log_likelihood(flat, x)
+                continue
             repeats = flat.shape[0] // x.shape[0]
             target = x.repeat(repeats, *([1] * (x.dim() - 1))) if repeats > 1 else x
-            total = total + self.decoders[m](flat).log_prob(target)
+            total = total + decoder(flat).log_prob(target)
         return total.reshape(lead)
