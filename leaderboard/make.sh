@@ -4,7 +4,7 @@
 #   bash leaderboard/make.sh            # runs what is missing, then renders
 set -euo pipefail
 cd "$(dirname "$0")/.."
-models="${MODELS:-unimodal mvae mmvae mopoe}"
+models="${MODELS:-unimodal mvae mmvae mopoe mmvaeplus}"
 datasets="${DATASETS:-polymnist translated_polymnist}"
 for dataset in $datasets; do
   for model in $models; do

@@ -20,8 +20,8 @@ from mmbench.metric_families import PRIMARY_METRIC, family_of, label, quality_su
 QUALITY_FAMILIES = ("feature_distance", "fid")
 """Generative quality for the trade-off plot, in order of preference (both lower is better)."""
 _QUALITY_NAMES = {"feature_distance": "feature distance", "fid": "FID"}
-_STYLE = {"svg.hashsalt": "mmbench", "svg.fonttype": "path", "text.parse_math": False, "font.size": 9}
-_MARKERS = "osD^vP*Xh<>"
+STYLE = {"svg.hashsalt": "mmbench", "svg.fonttype": "path", "text.parse_math": False, "font.size": 9}
+MARKERS = "osD^vP*Xh<>"
 
 
 @dataclass(frozen=True)
@@ -37,7 +37,7 @@ def board_plots(boards: list[Board]) -> tuple[list[Plot], list[str]]:
     """Every plot the boards support, and a note for each plot that was skipped and why."""
     plots, notes = [], []
     for board, stem in zip(boards, _stems(boards)):
-        with matplotlib.rc_context(_STYLE):
+        with matplotlib.rc_context(STYLE):
             for make in (_tradeoff, _coherence_by_k, _quality_by_k):
                 made, note = make(board, stem)
                 plots += made
@@ -60,19 +60,19 @@ def _tradeoff(board: Board, stem: str) -> tuple[list[Plot], str | None]:
     family = next((f for f in QUALITY_FAMILIES if any(quality_summary(s.record["metrics"], f) is not None for s in runs)), None)
     if family is None or PRIMARY_METRIC not in board.metrics:
         return [], "no overall or per-modality FID or feature distance, so no quality/coherence trade-off plot"
-    fig, ax = _figure()
+    fig, ax = new_figure()
     for i, model in enumerate(board.models):
         quality = [q for s in board.records[model] if (q := quality_summary(s.record["metrics"], family)) is not None]
         coherence, coherence_ci = board.mean.at[model, PRIMARY_METRIC], board.ci95.at[model, PRIMARY_METRIC]
         if not quality or math.isnan(coherence):
             continue
         x, x_ci = mean_ci95(quality)
-        ax.errorbar(x, coherence, xerr=_bar(x_ci), yerr=_bar(coherence_ci), marker=_MARKERS[i % len(_MARKERS)],
+        ax.errorbar(x, coherence, xerr=_bar(x_ci), yerr=_bar(coherence_ci), marker=MARKERS[i % len(MARKERS)],
                     color=f"C{i % 10}", linestyle="none", capsize=3, label=model)
     ax.set_xlabel(f"{_QUALITY_NAMES[family]} (lower is better)")
     ax.set_ylabel(f"{label(PRIMARY_METRIC)} (higher is better)")
     title = f"{board.title}: generative quality vs coherence"
-    return [_save(fig, ax, f"{stem}-tradeoff", title)], None
+    return [save_plot(fig, ax, f"{stem}-tradeoff", title)], None
 
 
 def _coherence_by_k(board: Board, stem: str) -> tuple[list[Plot], str | None]:
@@ -95,29 +95,29 @@ def _by_k(board: Board, name: str, title: str, family: str, ylabel: str) -> Plot
     columns = sorted((subset_size(m), m) for m in board.metrics if subset_size(m) is not None and family_of(m).prefix == family)
     if not columns:
         return None
-    fig, ax = _figure()
+    fig, ax = new_figure()
     for i, model in enumerate(board.models):
         points = [(k, board.mean.at[model, m], board.ci95.at[model, m]) for k, m in columns if not math.isnan(board.mean.at[model, m])]
         if points:
             ks, means, cis = zip(*points)
-            ax.errorbar(ks, means, yerr=[_bar(c) for c in cis], marker=_MARKERS[i % len(_MARKERS)],
+            ax.errorbar(ks, means, yerr=[_bar(c) for c in cis], marker=MARKERS[i % len(MARKERS)],
                         color=f"C{i % 10}", capsize=3, label=model)
     ax.set_xticks([k for k, _ in columns])
     ax.set_xlabel("number of given modalities k")
     ax.set_ylabel(ylabel)
-    return _save(fig, ax, name, title)
+    return save_plot(fig, ax, name, title)
 
 
 def _bar(ci: float) -> float:
     return 0.0 if math.isnan(ci) else ci
 
 
-def _figure():
+def new_figure():
     fig = Figure(figsize=(6.4, 4.0))
     return fig, fig.add_subplot()
 
 
-def _save(fig: Figure, ax, name: str, title: str) -> Plot:
+def save_plot(fig: Figure, ax, name: str, title: str) -> Plot:
     ax.set_title(title)
     ax.grid(True, alpha=0.3)
     ax.legend(loc="upper left", bbox_to_anchor=(1.02, 1.0), frameon=False)

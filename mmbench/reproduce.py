@@ -8,22 +8,42 @@ Four claims are checked, each from result records of runs this module plans:
    expectation, compared with PolyMNIST.
 The quick tier trains on 5,000 tuples for 3 epochs and scores 500 test tuples, so the whole plan
 (21 runs) fits in about an hour on 2 CPU cores; its numbers are indicative, not the paper's.
+The runs go through `mmbench sweep`'s executors (here one after another, a process pool, a SLURM array) and
+each claim gets a figure (mmbench/reproduce_figures.py).
 """
 from __future__ import annotations
 
+import json
 import math
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any, Callable
 
+from mmbench import sweep
+from mmbench.errors import ConfigError, MMBenchError
+from mmbench.records import RESULT_FILE, read_record
 from mmbench.runner import RunRequest
+from mmbench.sweep import ExecutorSettings, Outcome, SweepSpec
 
 QUALITY = "feature_distance/mean"  # lower is better; FID where the tier computes it
 COHERENCE = "coherence/conditional"
+NAME = "reproduce-limitations"
 
 TIER_OVERRIDES = {
     "quick": ("train.epochs=3", "train.max_train_samples=5000", "eval.max_test_samples=500", "eval.unconditional_samples=500"),
     "full": (),
 }
+SUBSAMPLING = ("mmvae", "mopoe")
+"""The mixture-based models whose sub-sampling the paper blames for the quality gap."""
+JOINT_ONLY = ("subsample=false",)
+"""The MVAE trained on the joint posterior alone, without its sub-sampled subsets."""
+GAP_MODELS = (("mmvae", ()), ("mopoe", ()), ("mvae", ()), ("mvae", JOINT_ONLY))
+"""(model, overrides) compared with the unimodal VAE in claim 1."""
+MODALITIES = (2, 3, 4, 5)
+"""Numbers of modalities of claim 2; 5, all of PolyMNIST's, is what every other run uses."""
+BETAS = (0.25, 1.0, 2.5)
+"""The beta sweep of claim 3; 2.5 is the models' default, used by every other run."""
+TRANSLATED_MODELS = ("mvae", "mmvae", "mopoe")
 
 
 @dataclass(frozen=True)
@@ -33,33 +53,56 @@ class PlannedRun:
     request: RunRequest
 
 
+Executor = Callable[[list[RunRequest]], list[Outcome]]
+"""Runs the requests still to do and says how each went (`mmbench.sweep.execute` bound to settings)."""
+
+
+def run_name(model: str, dataset: str = "polymnist", sets: tuple[str, ...] = ()) -> str:
+    """Directory name of a planned run, from what sets it apart; claims and figures find runs by it."""
+    return "-".join([model, dataset, *[s.replace("=", "") for s in sets]]).replace(".", "_")
+
+
+def modality_sets(m: int) -> tuple[str, ...]:
+    return () if m == 5 else (f"dataset.num_modalities={m}",)
+
+
+def beta_sets(beta: float) -> tuple[str, ...]:
+    return () if beta == 2.5 else (f"beta={beta}",)
+
+
+def gap_label(model: str, sets: tuple[str, ...]) -> str:
+    return f"{model} (joint only)" if sets == JOINT_ONLY else model
+
+
 def plan(tier: str, results: Path, seed: int = 0, extra: tuple[str, ...] = ()) -> list[PlannedRun]:
     """Every run the four claims need; runs shared by several claims appear once."""
     base = TIER_OVERRIDES[tier] + tuple(extra)
     runs: dict[str, PlannedRun] = {}
 
     def add(experiment: str, model: str, dataset: str = "polymnist", sets: tuple[str, ...] = (), label: str | None = None):
-        name = "-".join([model, dataset, *[s.replace("=", "") for s in sets]]).replace(".", "_")
+        name = run_name(model, dataset, sets)
         if name not in runs:
             request = RunRequest(model, dataset, tier, seed, base + sets, results / name, progress=False)
             runs[name] = PlannedRun(experiment, label or model, request)
 
     for model in ("unimodal", "mvae", "mmvae", "mopoe"):
         add("quality_gap", model)
-    add("quality_gap", "mvae", sets=("subsample=false",), label="mvae (joint only)")
-    for m in (2, 3, 4):
-        for model in ("unimodal", "mmvae", "mopoe"):
-            add("modalities", model, sets=(f"dataset.num_modalities={m}",))
-    for beta in (0.25, 1.0):
-        for model in ("mmvae", "mopoe"):
-            add("tradeoff", model, sets=(f"beta={beta}",))
-    for model in ("mvae", "mmvae", "mopoe"):
+    add("quality_gap", "mvae", sets=JOINT_ONLY, label=gap_label("mvae", JOINT_ONLY))
+    for m in MODALITIES:
+        for model in ("unimodal", *SUBSAMPLING):
+            add("modalities", model, sets=modality_sets(m))
+    for beta in BETAS:
+        for model in SUBSAMPLING:
+            add("tradeoff", model, sets=beta_sets(beta))
+    for model in TRANSLATED_MODELS:
         add("translated", model, "translated_polymnist")
     return list(runs.values())
 
 
-def _metric(record: dict | None, name: str) -> float:
-    return record["metrics"].get(name, math.nan) if record else math.nan
+def value(records: dict[str, dict | None], metric: str, model: str, dataset: str = "polymnist", sets: tuple[str, ...] = ()) -> float:
+    """One planned run's score; NaN when the run failed, has not run, or did not compute `metric`."""
+    record = records.get(run_name(model, dataset, sets))
+    return record["metrics"].get(metric, math.nan) if record else math.nan
 
 
 def _spearman(xs: list[float], ys: list[float]) -> float:
@@ -78,53 +121,44 @@ def _verdict(ok: bool | None) -> str:
     return "inconclusive (runs missing)" if ok is None else ("supported" if ok else "not supported")
 
 
-def claims(records: dict[str, dict | None], planned: list[PlannedRun]) -> list[tuple[str, str, list[str]]]:
+def claims(records: dict[str, dict | None]) -> list[tuple[str, str, list[str]]]:
     """(claim, verdict, evidence lines) for each of the four claims, from records keyed by run dir name."""
-    by_name = {p.request.out.name: p for p in planned}
-
-    def get(model: str, dataset: str = "polymnist", sets: tuple[str, ...] = ()) -> dict | None:
-        name = "-".join([model, dataset, *[s.replace("=", "") for s in sets]]).replace(".", "_")
-        return records.get(name) if name in by_name else None
-
     out = []
-    uni = _metric(get("unimodal"), QUALITY)
+    uni = value(records, QUALITY, "unimodal")
     lines, ok = [f"unimodal: {QUALITY} = {uni:.4f}"], None
     gaps = {}
-    for model, sets in (("mmvae", ()), ("mopoe", ()), ("mvae", ()), ("mvae", ("subsample=false",))):
-        value = _metric(get(model, sets=sets), QUALITY)
-        gaps[(model, sets)] = value - uni
-        lines.append(f"{model}{' (joint only)' if sets else ''}: {QUALITY} = {value:.4f}, gap {value - uni:+.4f}")
-    sub = [gaps[("mmvae", ())], gaps[("mopoe", ())]]
+    for model, sets in GAP_MODELS:
+        quality = value(records, QUALITY, model, sets=sets)
+        gaps[(model, sets)] = quality - uni
+        lines.append(f"{gap_label(model, sets)}: {QUALITY} = {quality:.4f}, gap {quality - uni:+.4f}")
+    sub = [gaps[(model, ())] for model in SUBSAMPLING]
     if not any(math.isnan(g) for g in sub):
         ok = all(g > 0 for g in sub)
     out.append(("1. MMVAE and MoPoE generate worse samples than the unimodal VAE", _verdict(ok), lines))
 
     lines, checks = [], []
-    for model in ("mmvae", "mopoe"):
-        series = []
-        for m in (2, 3, 4, 5):
-            sets = () if m == 5 else (f"dataset.num_modalities={m}",)
-            series.append(_metric(get(model, sets=sets), QUALITY) - _metric(get("unimodal", sets=sets), QUALITY))
-        rho = _spearman([2, 3, 4, 5], series)
+    for model in SUBSAMPLING:
+        series = [value(records, QUALITY, model, sets=modality_sets(m)) - value(records, QUALITY, "unimodal", sets=modality_sets(m))
+                  for m in MODALITIES]
+        rho = _spearman(list(MODALITIES), series)
         checks.append(None if math.isnan(rho) else rho > 0)
         lines.append(f"{model}: gap for M=2..5 = {', '.join(f'{g:+.4f}' for g in series)} (Spearman {rho:+.2f})")
     ok = None if None in checks else all(checks)
     out.append(("2. The quality gap grows with the number of modalities", _verdict(ok), lines))
 
     lines, checks = [], []
-    for model in ("mmvae", "mopoe"):
-        points = [(beta, get(model, sets=() if beta == 2.5 else (f"beta={beta}",))) for beta in (0.25, 1.0, 2.5)]
-        quality = [_metric(r, QUALITY) for _, r in points]
-        coherence = [_metric(r, COHERENCE) for _, r in points]
+    for model in SUBSAMPLING:
+        quality = [value(records, QUALITY, model, sets=beta_sets(beta)) for beta in BETAS]
+        coherence = [value(records, COHERENCE, model, sets=beta_sets(beta)) for beta in BETAS]
         rho = _spearman(coherence, quality)
         checks.append(None if math.isnan(rho) else rho > 0)
-        lines.append(f"{model}: beta {[b for b, _ in points]} -> coherence {[round(c, 3) for c in coherence]}, {QUALITY} {[round(q, 3) for q in quality]} (Spearman {rho:+.2f})")
+        lines.append(f"{model}: beta {list(BETAS)} -> coherence {[round(c, 3) for c in coherence]}, {QUALITY} {[round(q, 3) for q in quality]} (Spearman {rho:+.2f})")
     ok = None if None in checks else all(checks)
     out.append(("3. Higher coherence comes with worse quality over a beta sweep (trade-off)", _verdict(ok), lines))
 
     lines, checks = [], []
-    for model in ("mvae", "mmvae", "mopoe"):
-        poly, trans = _metric(get(model), COHERENCE), _metric(get(model, "translated_polymnist"), COHERENCE)
+    for model in TRANSLATED_MODELS:
+        poly, trans = value(records, COHERENCE, model), value(records, COHERENCE, model, "translated_polymnist")
         checks.append(None if math.isnan(poly) or math.isnan(trans) else trans < poly)
         lines.append(f"{model}: {COHERENCE} PolyMNIST {poly:.3f}, Translated-PolyMNIST {trans:.3f}")
     ok = None if None in checks else all(checks)
@@ -132,46 +166,61 @@ def claims(records: dict[str, dict | None], planned: list[PlannedRun]) -> list[t
     return out
 
 
-def report(records: dict[str, dict | None], planned: list[PlannedRun], failures: dict[str, str], tier: str) -> str:
-    """Markdown report: one section per claim with its verdict and the numbers behind it."""
+def report(records: dict[str, dict | None], failures: dict[str, str], tier: str, figures: list[str]) -> str:
+    """Markdown report: one section per claim with its verdict, the numbers behind it and its
+    figure (`figures`: one markdown line per claim, a link or why there is none)."""
     parts = [f"# Reproducing *On the Limitations of Multimodal VAEs* ({tier} tier)\n",
              f"Quality is `{QUALITY}` (lower is better), coherence `{COHERENCE}`.\n"]
-    for claim, verdict, lines in claims(records, planned):
+    for (claim, verdict, lines), figure in zip(claims(records), figures, strict=True):
         parts.append(f"## {claim}\n\n**{verdict}**\n")
         parts.extend(f"- {line}" for line in lines)
-        parts.append("")
+        parts.append(f"\n{figure}\n")
     if failures:
         parts.append("## Failed runs\n")
         parts.extend(f"- {name}: {error}" for name, error in sorted(failures.items()))
     return "\n".join(parts) + "\n"
 
 
-def execute(planned: list[PlannedRun], executor=None) -> tuple[dict[str, dict | None], dict[str, str]]:
-    """Run what is not finished yet (resuming unfinished runs); returns records and failures."""
-    from mmbench.errors import MMBenchError
-    from mmbench.records import RESULT_FILE, read_record
-    from mmbench.runner import CONFIG_FILE, run
+def executor_settings(name: str, workers: int, slurm: tuple[str, ...]) -> ExecutorSettings:
+    """Settings as a sweep spec's `executor` would give them, checked by the sweep's own rules;
+    `slurm` holds KEY=VALUE pairs named like the spec's `executor.slurm` keys."""
+    if slurm and name != "slurm":
+        raise ConfigError("--slurm resources need --executor slurm")
+    return sweep.executor_settings({"name": name, "workers": workers, "slurm": dict(map(_setting, slurm))}, "--slurm")
 
-    records: dict[str, dict | None] = {}
-    failures: dict[str, str] = {}
-    todo = []
-    for p in planned:
-        out = Path(p.request.out)
-        if (out / RESULT_FILE).exists():
-            records[out.name] = read_record(out / RESULT_FILE)
-        else:
-            todo.append(RunRequest(**{**p.request.__dict__, "resume": (out / CONFIG_FILE).exists()}))
-    if executor is not None:
-        outcomes = executor(todo)
-    else:
-        outcomes = []
-        for request in todo:
-            try:
-                outcomes.append((request, run(request), None))
-            except MMBenchError as exc:
-                outcomes.append((request, None, str(exc)))
-    for request, record, error in outcomes:
-        records[Path(request.out).name] = record
-        if error:
-            failures[Path(request.out).name] = error
-    return records, failures
+
+def _setting(pair: str) -> tuple[str, Any]:
+    """KEY=VALUE, VALUE read as JSON where it parses (numbers), else kept as typed ("04:00:00", gpu)."""
+    key, sep, text = pair.partition("=")
+    if not sep or not key:
+        raise ConfigError(f"--slurm {pair!r}: expected KEY=VALUE, e.g. partition=gpu")
+    try:
+        return key, json.loads(text)
+    except json.JSONDecodeError:
+        return key, text
+
+
+def sweep_executor(settings: ExecutorSettings, results: Path, report: Callable[[Outcome], None],
+                   announce: Callable[[str], None]) -> Executor:
+    """`mmbench sweep`'s executors, so a reproduction runs wherever a sweep does (submitit logs go
+    under RESULTS/.submitit); `report` sees each outcome as it arrives."""
+    spec = SweepSpec(NAME, (), (), (), (), {}, results, executor=settings)  # sweep.execute reads only name, results, executor
+    return lambda todo: sweep.execute(spec, todo, report, announce)
+
+
+def execute(planned: list[PlannedRun], executor: Executor) -> tuple[dict[str, dict | None], dict[str, str]]:
+    """Run what is not finished yet through `executor` (finished runs skipped, started ones resumed)
+    and return records and failures by run name. Records are read back from the run directories,
+    so every executor, a SLURM array included, ends the same way."""
+    done, todo = sweep.triage([p.request for p in planned])
+    outcomes = done + executor(todo)
+    failures = {o.name: o.error for o in outcomes if o.state == "failed"}
+    return {p.request.out.name: _record(p.request.out) for p in planned}, failures
+
+
+def _record(run_dir: Path) -> dict | None:
+    """The run's result record; None for a run without a valid one (failed, not run)."""
+    try:
+        return read_record(run_dir / RESULT_FILE)
+    except MMBenchError:
+        return None

@@ -141,11 +141,11 @@ def parse_spec(raw: Any, name: str, source: str = "<spec>") -> SweepSpec:
         results=Path(_string(raw["results"], source, "results")).absolute(),
         data_root=Path(_string(raw["data_root"], source, "data_root")).absolute() if raw.get("data_root") else None,
         device=_string(raw.get("device", "auto"), source, "device"),
-        executor=_executor(raw.get("executor", {}), source),
+        executor=executor_settings(raw.get("executor", {}), source),
     )
 
 
-def _executor(raw: Any, source: str) -> ExecutorSettings:
+def executor_settings(raw: Any, source: str) -> ExecutorSettings:
     _mapping(raw, source, _EXECUTOR_KEYS, "'executor'")
     name = raw.get("name", "local")
     if name not in EXECUTORS:

@@ -1,19 +1,51 @@
+"""`mmbench reproduce limitations`: the plan, the claims' verdicts, the figures, and the CLI run
+through the sweep's executors (a fake run, so no training)."""
+from __future__ import annotations
+
+import json
 import math
+import re
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
-from mmbench.reproduce import COHERENCE, QUALITY, _spearman, claims, plan, report
+import pytest
+from click.testing import CliRunner
+
+from mmbench import sweep
+from mmbench.cli import cli
+from mmbench.errors import ConfigError, MMBenchError
+from mmbench.records import write_record
+from mmbench.reproduce import COHERENCE, QUALITY, _spearman, claims, executor_settings, plan, report, run_name
+from mmbench.reproduce_figures import FOLDER, draw, write
+from mmbench.runner import CONFIG_FILE, plan as plan_config
+from mmbench.sweep import SlurmSettings
+from record_factory import make_record
+
+FIGURES = ("quality-gap", "gap-by-modalities", "tradeoff", "translated-coherence")
+TRANSLATED = [run_name(model, "translated_polymnist") for model in ("mvae", "mmvae", "mopoe")]
 
 
-def _records(planned, quality, coherence):
-    out = {}
-    for p in planned:
-        req = p.request
-        overrides = dict(s.split("=") for s in req.overrides)
-        m = int(overrides.get("dataset.num_modalities", 5))
-        beta = float(overrides.get("beta", 2.5))
-        out[Path(req.out).name] = {"metrics": {QUALITY: quality(req.model, m, beta, req.dataset, overrides),
-                                               COHERENCE: coherence(req.model, m, beta, req.dataset)}}
-    return out
+def paper_quality(model, m, beta, ds, o):
+    return 1.0 if model == "unimodal" else 1.0 + 0.1 * m + (0.5 if model != "mvae" else 0) + 1 / beta
+
+
+def paper_coherence(model, m, beta, ds):
+    return (0.3 if ds == "translated_polymnist" else 0.6) + 0.1 / beta
+
+
+def _scores(model: str, dataset: str, overrides: tuple[str, ...], quality=paper_quality, coherence=paper_coherence) -> dict:
+    sets = dict(s.split("=") for s in overrides)
+    m, beta = int(sets.get("dataset.num_modalities", 5)), float(sets.get("beta", 2.5))
+    return {QUALITY: quality(model, m, beta, dataset, sets), COHERENCE: coherence(model, m, beta, dataset)}
+
+
+def _records(planned, quality=paper_quality, coherence=paper_coherence):
+    return {Path(p.request.out).name: {"metrics": _scores(p.request.model, p.request.dataset, p.request.overrides, quality, coherence)}
+            for p in planned}
+
+
+def _bytes(folder: Path) -> dict[str, bytes]:
+    return {p.name: p.read_bytes() for p in sorted(folder.iterdir())}
 
 
 def test_plan_has_each_run_once_and_quick_overrides():
@@ -25,9 +57,7 @@ def test_plan_has_each_run_once_and_quick_overrides():
 
 def test_claims_supported_when_numbers_follow_the_paper():
     planned = plan("quick", Path("/tmp/x"))
-    quality = lambda model, m, beta, ds, o: 1.0 if model == "unimodal" else 1.0 + 0.1 * m + (0.5 if model != "mvae" else 0) + 1 / beta
-    coherence = lambda model, m, beta, ds: (0.3 if ds == "translated_polymnist" else 0.6) + 0.1 / beta
-    verdicts = [v for _, v, _ in claims(_records(planned, quality, coherence), planned)]
+    verdicts = [v for _, v, _ in claims(_records(planned))]
     assert verdicts == ["supported"] * 4
 
 
@@ -35,10 +65,10 @@ def test_claims_not_supported_or_inconclusive():
     planned = plan("quick", Path("/tmp/x"))
     flat = lambda *a: 1.0
     records = _records(planned, flat, lambda model, m, beta, ds: 0.5)
-    verdicts = [v for _, v, _ in claims(records, planned)]
+    verdicts = [v for _, v, _ in claims(records)]
     assert verdicts[0] == "not supported" and verdicts[3] == "not supported"
     records.pop(Path(planned[0].request.out).name)  # the unimodal run failed
-    text = report({k: v for k, v in records.items()}, planned, {"unimodal-polymnist": "boom"}, "quick")
+    text = report(records, {"unimodal-polymnist": "boom"}, "quick", ["(figure)"] * 4)
     assert "inconclusive" in text and "boom" in text
 
 
@@ -46,3 +76,101 @@ def test_spearman_matches_hand_values():
     assert _spearman([1, 2, 3, 4], [10, 20, 30, 40]) == 1.0
     assert _spearman([1, 2, 3, 4], [4, 3, 2, 1]) == -1.0
     assert math.isnan(_spearman([1, 2], [1, 2]))
+
+
+def test_figures_are_written_linked_and_byte_identical_when_regenerated(tmp_path):
+    records = _records(plan("quick", tmp_path))
+    lines = write(draw(records), tmp_path / "a")
+    first = _bytes(tmp_path / "a" / FOLDER)
+    assert sorted(first) == sorted(f"{name}.{suffix}" for name in FIGURES for suffix in ("png", "svg"))
+    assert all(data.startswith(b"\x89PNG") for name, data in first.items() if name.endswith(".png"))
+    assert not any(b"dc:date" in data for name, data in first.items() if name.endswith(".svg"))
+    text = report(records, {}, "quick", lines)
+    links = re.findall(r"\]\((figures/[^)]+)\)", text)
+    assert sorted(links) == sorted(f"{FOLDER}/{name}" for name in first)
+    assert all((tmp_path / "a" / link).is_file() for link in links)
+
+    write(draw(records), tmp_path / "b")
+    assert _bytes(tmp_path / "b" / FOLDER) == first
+    lower = lambda model, m, beta, ds: paper_coherence(model, m, beta, ds) - (0.1 if ds == "translated_polymnist" else 0)
+    write(draw(_records(plan("quick", tmp_path), coherence=lower)), tmp_path / "c")
+    changed = {name for name, data in _bytes(tmp_path / "c" / FOLDER).items() if data != first[name]}
+    assert changed == {"translated-coherence.png", "translated-coherence.svg"}
+
+
+def test_a_missing_experiment_skips_its_figure_with_a_note(tmp_path):
+    records = _records(plan("quick", tmp_path))
+    for name in TRANSLATED[1:]:
+        del records[name]
+    records[TRANSLATED[0]]["metrics"].pop(COHERENCE)
+    drawn = draw(records)
+    assert [d.name for d in drawn[:3]] == list(FIGURES[:3])
+    assert isinstance(drawn[3], str) and all(name in drawn[3] for name in TRANSLATED)
+    text = report(records, {}, "quick", write(drawn, tmp_path))
+    assert sorted(p.stem for p in (tmp_path / FOLDER).iterdir()) == sorted(FIGURES[:3] * 2)
+    claim4 = text.split("## 4.")[1]
+    assert "inconclusive" in claim4 and drawn[3] in claim4 and "figures/" not in claim4
+
+    nothing = draw({})
+    assert all(isinstance(d, str) for d in nothing)
+    assert write(nothing, tmp_path / "empty") == [f"*{note}*" for note in nothing] and not (tmp_path / "empty").exists()
+
+
+def test_executor_settings_follow_the_sweep_spec_rules():
+    settings = executor_settings("slurm", 2, ("partition=gpu", "time=04:00:00", "gpus_per_node=1", "mem_gb=32"))
+    assert settings.name == "slurm" and settings.slurm == SlurmSettings(partition="gpu", time=240, gpus_per_node=1, mem_gb=32)
+    assert executor_settings("pool", 3, ()).workers == 3
+    with pytest.raises(ConfigError, match="unknown key.*nodes"):
+        executor_settings("slurm", 2, ("nodes=2",))
+    with pytest.raises(ConfigError, match="KEY=VALUE"):
+        executor_settings("slurm", 2, ("partition",))
+    with pytest.raises(ConfigError, match="need --executor slurm"):
+        executor_settings("pool", 2, ("partition=gpu",))
+
+
+def test_cli_pool_executor_runs_only_unfinished_runs_and_resumes(tmp_path, monkeypatch):
+    results = tmp_path / "results"
+    runs = plan("quick", results)
+    planned = {p.request.out.name: p.request for p in runs}
+    finished = [p.request.out.name for p in runs if p.experiment == "quality_gap"]
+    for name in finished:
+        r = planned[name]
+        write_record(r.out, make_record(r.model, dataset=r.dataset, metrics=_scores(r.model, r.dataset, r.overrides)))
+    started = run_name("mopoe", sets=("beta=0.25",))
+    planned[started].out.mkdir(parents=True)
+    (planned[started].out / CONFIG_FILE).write_text(json.dumps(plan_config(planned[started])))
+    ran, pools, broken = [], [], {TRANSLATED[2]}
+
+    def fake_run(request):
+        ran.append((request.out.name, request.resume))
+        if request.out.name in broken:
+            raise MMBenchError("boom")
+        write_record(request.out, make_record(request.model, dataset=request.dataset,
+                                              metrics=_scores(request.model, request.dataset, request.overrides)))
+
+    monkeypatch.setattr(sweep, "run", fake_run)
+    monkeypatch.setattr(sweep, "ProcessPoolExecutor", lambda workers, mp_context: pools.append(workers) or ThreadPoolExecutor(workers))
+    monkeypatch.setattr(sweep.torch, "set_num_threads", lambda n: None)  # the fake pool's workers are this process's threads
+    args = ["reproduce", "limitations", "--results", str(results), "--executor", "pool", "--workers", "3"]
+
+    first = CliRunner().invoke(cli, args)
+    assert first.exit_code == 1, first.output
+    assert len(finished) == 5 and pools == [3] and f"running {21 - 5} run(s) in 3 worker process(es)" in first.output
+    assert sorted(ran) == sorted((name, name == started) for name in planned if name not in finished)
+    assert f"failed {TRANSLATED[2]}: boom" in first.output
+    text = (results / "REPORT.md").read_text()
+    assert text.count("**supported**") == 3 and f"- {TRANSLATED[2]}: boom" in text
+    assert sorted(p.stem for p in (results / FOLDER).iterdir()) == sorted(FIGURES[:3] * 2)
+
+    ran.clear()
+    broken.clear()
+    again = CliRunner().invoke(cli, args)
+    assert again.exit_code == 0, again.output
+    assert ran == [(TRANSLATED[2], False)] and pools == [3, 1]
+    assert (results / "REPORT.md").read_text().count("**supported**") == 4
+    figures = _bytes(results / FOLDER)
+    assert sorted(figures) == sorted(f"{name}.{suffix}" for name in FIGURES for suffix in ("png", "svg"))
+
+    ran.clear()
+    assert CliRunner().invoke(cli, args).exit_code == 0 and ran == [] and pools == [3, 1]
+    assert _bytes(results / FOLDER) == figures

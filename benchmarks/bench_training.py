@@ -1,0 +1,396 @@
+"""Training, generation and data-path throughput on PolyMNIST-shaped data (CPU), with FLOP counts.
+
+Run: python -m pytest benchmarks/bench_training.py --benchmark-only -s
+(named bench_*.py so the default test run, which collects tests/, never picks it up; `-s` shows
+the summary table printed when the module finishes). BENCH_ROUNDS sets the timed rounds per
+benchmark (default 5, after one warm-up round). With --benchmark-disable every benchmark runs
+once as a smoke test of its correctness checks and no table is printed.
+
+Measured, on random data with fixed seeds (5 modalities of 3x28x28 float images in [0, 1]):
+- the training step (forward, backward, Adam) of every baseline at batch 256, default options;
+- the MoPoE step at M = 2, 3, 4, 5, 8 modalities, against a reference-style step on the same
+  networks that loops over the 2^M - 1 subsets and uses torch.distributions likelihoods;
+- optionally, the MoPoE step under torch.compile;
+- conditional generation from all 31 subsets: one `generate` call against a per-subset loop;
+- batching from in-memory uint8 tensors against per-item PNG decoding;
+- FLOPs per sample of each step (FlopCounterMode) and the share of the measured fp32 matmul
+  throughput it reaches.
+
+Threads are torch's default (set OMP_NUM_THREADS to change them). Time on an otherwise idle
+machine: with other jobs on the cores, torch's thread pool is oversubscribed and small ops (the
+in-memory batch) slow down by an order of magnitude or more.
+"""
+from __future__ import annotations
+
+import itertools
+import os
+import time
+from dataclasses import dataclass, field
+from functools import partial
+from pathlib import Path
+from typing import Callable, Iterator
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+from tabulate import tabulate
+from torch.distributions import Independent, Laplace
+from torch.utils.data import default_collate
+from torch.utils.flop_counter import FlopCounterMode
+
+from baselines.mopoe import MoPoE
+from mmbench import DatasetSpec, ModalitySpec, MultimodalVAE
+from mmbench.data.base import MultimodalSplit
+from mmbench.registry import create_model
+from mmbench.subsets import all_subsets
+
+ROUNDS = int(os.environ.get("BENCH_ROUNDS", "5"))
+BATCH = 256
+MODALITIES = 5
+BASELINES = ("unimodal", "mvae", "mmvae", "mopoe", "mmvaeplus")
+MOPOE_SIZES = (2, 3, 4, 5, 8)
+SCAN = tuple(m for m in MOPOE_SIZES if m != MODALITIES)  # M = 5 is the mopoe case of test_training_step
+COHERENCE_SAMPLES = 250
+DATA_TUPLES = 2 * BATCH  # a batch is a random half of the stored tuples
+MATMUL_SIZE = 2048
+MOPOE_FLOPS = 212e6  # the issue's estimate; FlopCounterMode counts 220.6 MFLOP at default options
+COMPILE_BUDGET_S = 120.0
+PEAK = f"matmul {MATMUL_SIZE}^3 fp32"
+
+
+@dataclass
+class Row:
+    """One benchmark's result: `rate` items/s (None when timing is disabled), `flops` per item,
+    `reference` the row its ratio is taken against."""
+
+    rate: float | None
+    unit: str
+    flops: float | None = None
+    reference: str | None = None
+
+
+@dataclass
+class Results:
+    """Rows collected over the module, printed as one table when it ends."""
+
+    rows: dict[str, Row] = field(default_factory=dict)
+
+    def table(self) -> str | None:
+        """The summary table, or None when no benchmark was timed."""
+        peak = self.rows.get(PEAK)
+        lines = []
+        for name, row in self.rows.items():
+            if row.rate is None:
+                continue
+            share = (row.rate * row.flops / (peak.rate * 1e9)
+                     if row.flops and peak is not None and peak.rate else None)
+            reference = self.rows.get(row.reference) if row.reference else None
+            ratio = row.rate / reference.rate if reference is not None and reference.rate else None
+            lines.append([
+                name,
+                f"{row.rate:,.1f}",
+                row.unit,
+                f"{row.flops / 1e6:.1f}" if row.flops else "",
+                f"{share:.1%}" if share is not None else "",
+                f"{ratio:.2f}x" if ratio is not None else "",
+                row.reference if ratio is not None else "",
+            ])
+        if not lines:
+            return None
+        headers = ["benchmark", "throughput", "unit", "MFLOP/item", "share of matmul peak", "ratio", "vs"]
+        title = f"PolyMNIST-shaped benchmarks, batch {BATCH}, {torch.get_num_threads()} CPU threads"
+        body = tabulate(lines, headers=headers, colalign=("left",) + ("right",) * 6, disable_numparse=True)
+        return f"{title}\n{body}"
+
+
+@pytest.fixture(scope="module")
+def results() -> Iterator[Results]:
+    collected = Results()
+    yield collected
+    table = collected.table()
+    if table is not None:
+        print("\n" + table)
+
+
+def measure(benchmark, results: Results, name: str, fn: Callable[[], object], items: float, unit: str,
+            flops: float | None = None, reference: str | None = None) -> object:
+    """Time `fn` (one call per round) and record items/s; returns fn's last result."""
+    out = benchmark.pedantic(fn, rounds=ROUNDS, warmup_rounds=1)
+    rate = items / benchmark.stats.stats.mean if benchmark.stats is not None else None
+    benchmark.extra_info.update(items_per_s=rate, flops_per_item=flops, threads=torch.get_num_threads())
+    results.rows[name] = Row(rate, unit, flops, reference)
+    return out
+
+
+def count_flops(fn: Callable[[], object]) -> int:
+    """FLOPs of one call of `fn` (forward and backward ops alike) as FlopCounterMode counts them."""
+    with FlopCounterMode(display=False) as counter:
+        fn()
+    return counter.get_total_flops()
+
+
+def polymnist_spec(num_modalities: int) -> DatasetSpec:
+    modalities = tuple(ModalitySpec(f"m{k}", "image", (3, 28, 28)) for k in range(num_modalities))
+    return DatasetSpec("polymnist", modalities, 10)
+
+
+def random_images(num_modalities: int, n: int, seed: int = 0) -> list[torch.Tensor]:
+    g = torch.Generator().manual_seed(seed)
+    return [torch.rand(n, 3, 28, 28, generator=g) for _ in range(num_modalities)]
+
+
+def build_model(name: str, num_modalities: int) -> MultimodalVAE:
+    torch.manual_seed(0)
+    return create_model(name, polymnist_spec(num_modalities))
+
+
+def make_step(model: MultimodalVAE, loss_fn: Callable[[], torch.Tensor]) -> Callable[[], torch.Tensor]:
+    """One training step as mmbench.training runs it: loss, backward, fused Adam."""
+    optimizer = torch.optim.Adam(model.parameters(), lr=1e-3, fused=True)
+
+    def step() -> torch.Tensor:
+        loss = loss_fn()
+        optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        optimizer.step()
+        return loss.detach()
+
+    return step
+
+
+def snapshot(model: MultimodalVAE) -> list[torch.Tensor]:
+    return [p.detach().clone() for p in model.parameters() if p.requires_grad]
+
+
+def assert_trained(model: MultimodalVAE, before: list[torch.Tensor], loss: torch.Tensor) -> None:
+    """The step reached every network: finite loss, finite gradients, every parameter updated."""
+    assert torch.isfinite(loss)
+    params = [p for p in model.parameters() if p.requires_grad]
+    for p, old in zip(params, before):
+        assert p.grad is not None and torch.isfinite(p.grad).all()
+        assert not torch.equal(p.detach(), old)
+
+
+def benchmark_training(benchmark, results: Results, name: str, model: MultimodalVAE,
+                       loss_fn: Callable[[], torch.Tensor], reference: str | None = None) -> float:
+    """Benchmark one training step of `model` under `name`; returns its FLOPs per sample."""
+    step = make_step(model, loss_fn)
+    flops = count_flops(step) / BATCH
+    before = snapshot(model)
+    loss = measure(benchmark, results, name, step, BATCH, "samples/s", flops, reference)
+    assert_trained(model, before, loss)
+    return flops
+
+
+def test_matmul_peak(benchmark, results: Results):
+    """fp32 matmul throughput in GFLOP/s: the peak the training steps are measured against."""
+    g = torch.Generator().manual_seed(0)
+    a, b = (torch.randn(MATMUL_SIZE, MATMUL_SIZE, generator=g) for _ in range(2))
+    c = torch.empty(MATMUL_SIZE, MATMUL_SIZE)
+    measure(benchmark, results, PEAK, partial(torch.mm, a, b, out=c), 2 * MATMUL_SIZE**3 / 1e9, "GFLOP/s")
+    torch.testing.assert_close(c[:8].double(), a[:8].double() @ b.double(), rtol=1e-4, atol=1e-3)
+
+
+@pytest.mark.parametrize("name", BASELINES)
+def test_training_step(benchmark, results: Results, name: str):
+    model = build_model(name, MODALITIES)
+    xs = random_images(MODALITIES, BATCH)
+    reference = f"train mopoe-loop M={MODALITIES}" if name == "mopoe" else None
+    flops = benchmark_training(benchmark, results, f"train {name} M={MODALITIES}", model, lambda: model.loss(xs),
+                               reference)
+    if name == "mopoe":
+        assert abs(flops - MOPOE_FLOPS) < 0.1 * MOPOE_FLOPS
+
+
+@pytest.mark.parametrize("num_modalities", SCAN)
+def test_mopoe_step(benchmark, results: Results, num_modalities: int):
+    """MoPoE over 2^M - 1 subsets: the vectorized products of experts as M grows (255 at M=8)."""
+    model = build_model("mopoe", num_modalities)
+    xs = random_images(num_modalities, BATCH)
+    benchmark_training(benchmark, results, f"train mopoe M={num_modalities}", model, lambda: model.loss(xs),
+                       reference=f"train mopoe-loop M={num_modalities}")
+
+
+def loop_mopoe_objective(model: MoPoE, xs: list[torch.Tensor]) -> torch.Tensor:
+    """The MoPoE objective of baselines/mopoe.py written as reference implementations do.
+
+    Each subset's product of experts is computed in a Python loop, the per-subset posteriors are
+    stacked and the sampled component indexed per data point, and the likelihood goes through
+    torch.distributions with its default argument validation (mmbench's decoders switch it off
+    and sum the Laplace density directly). It draws the component and the reparameterization
+    noise in the same order as mmbench, so under one seed both compute the same value.
+    """
+    experts = [encoder(x) for encoder, x in zip(model.encoders, xs)]
+    mus, logvars, kls = [], [], []
+    for size in range(1, len(xs) + 1):  # the order of mmbench.subsets.all_subsets
+        for subset in itertools.combinations(range(len(xs)), size):
+            precision = 1.0 / torch.exp(torch.stack([experts[m][1] for m in subset]))
+            total = precision.sum(0)
+            mu = (precision * torch.stack([experts[m][0] for m in subset])).sum(0) / total
+            logvar = -torch.log(total)
+            mus.append(mu)
+            logvars.append(logvar)
+            kls.append(0.5 * (mu.pow(2) + logvar.exp() - 1.0 - logvar).sum(-1))
+    mu, logvar = torch.stack(mus), torch.stack(logvars)  # (K, B, D)
+    batch = len(xs[0])
+    component = torch.randint(len(mus), (batch,))
+    rows = torch.arange(batch)
+    mu_c, logvar_c = mu[component, rows], logvar[component, rows]
+    z = mu_c + torch.exp(0.5 * logvar_c) * torch.randn_like(mu_c)
+    reconstruction = sum(Independent(Laplace(decoder.net(z), decoder.scale), 3).log_prob(x)
+                         for decoder, x in zip(model.decoders, xs))
+    return reconstruction - model.beta * torch.stack(kls).mean(0)
+
+
+@pytest.mark.parametrize("num_modalities", MOPOE_SIZES)
+def test_mopoe_loop_step(benchmark, results: Results, num_modalities: int):
+    """The reference-style MoPoE step, on the same networks and the same objective."""
+    model = build_model("mopoe", num_modalities)
+    xs = random_images(num_modalities, BATCH)
+    with torch.no_grad():
+        torch.manual_seed(1)
+        expected = model.objective(xs)
+        torch.manual_seed(1)
+        actual = loop_mopoe_objective(model, xs)
+    torch.testing.assert_close(actual, expected, rtol=1e-4, atol=0.0)
+    benchmark_training(benchmark, results, f"train mopoe-loop M={num_modalities}", model,
+                       lambda: -loop_mopoe_objective(model, xs).mean())
+
+
+def test_mopoe_compiled_step(benchmark, results: Results):
+    """The MoPoE step with the loss under torch.compile (inductor), if it compiles in time.
+
+    fallback_random makes inductor draw random numbers as eager does, so the compiled loss can be
+    checked against the eager one under the same seed."""
+    model = build_model("mopoe", MODALITIES)
+    xs = random_images(MODALITIES, BATCH)
+    with torch._inductor.config.patch(fallback_random=True):
+        with torch.no_grad():
+            torch.manual_seed(1)
+            expected = model.loss(xs)
+        # counted eagerly: FlopCounterMode cannot see into compiled code
+        flops = count_flops(lambda: model.loss(xs).backward()) / BATCH
+        compiled = torch.compile(model.loss)
+        step = make_step(model, lambda: compiled(xs))
+        began = time.perf_counter()
+        try:
+            torch.manual_seed(1)
+            first = step()  # compiles the forward and, at backward, the backward graph
+        except Exception as exc:  # any compiler failure means: not available on this machine
+            pytest.skip(f"torch.compile failed on this machine: {type(exc).__name__}: {str(exc).splitlines()[0]}")
+        seconds = time.perf_counter() - began
+        if seconds > COMPILE_BUDGET_S:
+            pytest.skip(f"torch.compile of the MoPoE step took {seconds:.0f} s (budget {COMPILE_BUDGET_S:.0f} s)")
+        torch.testing.assert_close(first, expected, rtol=1e-4, atol=0.0)
+        benchmark.extra_info["compile_s"] = seconds
+        before = snapshot(model)
+        loss = measure(benchmark, results, f"train mopoe M={MODALITIES} compiled", step, BATCH, "samples/s",
+                       flops, reference=f"train mopoe M={MODALITIES}")
+    assert_trained(model, before, loss)
+
+
+def generate_per_subset(model: MultimodalVAE, xs: list[torch.Tensor], subsets: torch.Tensor) -> list[torch.Tensor]:
+    """Conditional generation the loop way: one `generate` per subset, given only its modalities,
+    each target decoded separately; returns the same (K, B, ...) tensors as one `generate` call."""
+    per_subset = [
+        model.generate([x if keep else None for x, keep in zip(xs, subset.tolist())], subset[None])
+        for subset in subsets
+    ]
+    return [torch.cat(samples) for samples in zip(*per_subset)]
+
+
+def test_coherence_generate(benchmark, results: Results):
+    """Generation for coherence over all 31 subsets in one `generate` call (one decoder pass per
+    target for all subsets together); throughput in conditioning test samples per second. The
+    coherence classifiers are left out: they cost the same whichever way the samples are made."""
+    model = build_model("mopoe", MODALITIES)
+    xs = random_images(MODALITIES, COHERENCE_SAMPLES, seed=1)
+    subsets = all_subsets(MODALITIES)
+    generate = partial(model.generate, xs, subsets)
+    flops = count_flops(generate) / COHERENCE_SAMPLES
+    out = measure(benchmark, results, "coherence generate 31 subsets", generate, COHERENCE_SAMPLES,
+                  "samples/s", flops, reference="coherence per-subset loop")
+    assert [x.shape for x in out] == [(len(subsets), COHERENCE_SAMPLES, 3, 28, 28)] * MODALITIES
+
+
+def test_coherence_per_subset_loop(benchmark, results: Results):
+    """The same generation as a Python loop over the 31 subsets; checks both give the same samples
+    under one seed (a single latent draw over all subsets equals the per-subset draws in order)."""
+    model = build_model("mopoe", MODALITIES)
+    xs = random_images(MODALITIES, COHERENCE_SAMPLES, seed=1)
+    subsets = all_subsets(MODALITIES)
+    torch.manual_seed(2)
+    expected = model.generate(xs, subsets)
+    torch.manual_seed(2)
+    actual = generate_per_subset(model, xs, subsets)
+    for a, e in zip(actual, expected):
+        torch.testing.assert_close(a, e, rtol=1e-4, atol=1e-5)
+    loop = partial(generate_per_subset, model, xs, subsets)
+    flops = count_flops(loop) / COHERENCE_SAMPLES
+    measure(benchmark, results, "coherence per-subset loop", loop, COHERENCE_SAMPLES, "samples/s", flops)
+
+
+@pytest.fixture(scope="module")
+def stored_tuples() -> list[torch.Tensor]:
+    """DATA_TUPLES uint8 image tuples, one (N, 3, 28, 28) tensor per modality."""
+    g = torch.Generator().manual_seed(3)
+    return [torch.randint(0, 256, (DATA_TUPLES, 3, 28, 28), dtype=torch.uint8, generator=g)
+            for _ in range(MODALITIES)]
+
+
+@pytest.fixture(scope="module")
+def png_root(stored_tuples: list[torch.Tensor], tmp_path_factory) -> Path:
+    """The stored tuples as one PNG per image, m{k}/{i}.png, as the PolyMNIST release ships them."""
+    root = tmp_path_factory.mktemp("polymnist_png")
+    for m, images in enumerate(stored_tuples):
+        (root / f"m{m}").mkdir()
+        for i, image in enumerate(images):
+            Image.fromarray(image.permute(1, 2, 0).numpy()).save(root / f"m{m}" / f"{i}.png")
+    return root
+
+
+class PngTuples(torch.utils.data.Dataset):
+    """A typical torch Dataset over PNG files: decodes the M images of tuple i on every access."""
+
+    def __init__(self, root: Path, num_modalities: int, size: int):
+        self.paths = [[root / f"m{m}" / f"{i}.png" for m in range(num_modalities)] for i in range(size)]
+
+    def __len__(self) -> int:
+        return len(self.paths)
+
+    def __getitem__(self, i: int) -> list[torch.Tensor]:
+        return [decode_png(path) for path in self.paths[i]]
+
+
+def decode_png(path: Path) -> torch.Tensor:
+    """One image as a float (3, 28, 28) tensor in [0, 1], as torchvision's ToTensor makes it."""
+    with Image.open(path) as image:
+        pixels = np.array(image.convert("RGB"))  # a writable copy, as torch wants
+    return torch.from_numpy(pixels).permute(2, 0, 1).float() / 255.0
+
+
+def load_batch(dataset: PngTuples, index: torch.Tensor) -> list[torch.Tensor]:
+    """A DataLoader's batch: per-item access, then the default collate (one stack per modality)."""
+    return default_collate([dataset[i] for i in index.tolist()])
+
+
+def batch_index() -> torch.Tensor:
+    return torch.randperm(DATA_TUPLES, generator=torch.Generator().manual_seed(4))[:BATCH]
+
+
+def test_batch_in_memory(benchmark, results: Results, stored_tuples: list[torch.Tensor]):
+    """A batch as mmbench builds it: an index into uint8 tensors and one conversion per modality."""
+    split, index = MultimodalSplit(stored_tuples), batch_index()
+    xs = measure(benchmark, results, "data in-memory batch", partial(split.batch, index), BATCH, "tuples/s",
+                 reference="data per-item PNG")
+    assert all(x.dtype == torch.float32 and x.shape == (BATCH, 3, 28, 28) for x in xs)
+
+
+def test_batch_per_item_png(benchmark, results: Results, stored_tuples: list[torch.Tensor], png_root: Path):
+    """The same batch decoded per item from PNG files (in the page cache, so decoding, not disk);
+    checks it equals the in-memory batch exactly (PNG is lossless)."""
+    dataset, index = PngTuples(png_root, MODALITIES, DATA_TUPLES), batch_index()
+    xs = measure(benchmark, results, "data per-item PNG", partial(load_batch, dataset, index), BATCH, "tuples/s")
+    for x, e in zip(xs, MultimodalSplit(stored_tuples).batch(index)):
+        assert torch.equal(x, e)
