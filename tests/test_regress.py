@@ -7,9 +7,11 @@ import pytest
 from click.testing import CliRunner
 from record_factory import make_record, write
 
+from baselines.mopoe import MoPoE
 from mmbench.cli_leaderboard import regress
 from mmbench.errors import MMBenchError
 from mmbench.regress import Expectation, load_reference
+from mmbench.runner import RunRequest, run
 
 
 def _reference(tmp_path, entries) -> str:
@@ -142,3 +144,38 @@ def test_usage_errors(results, tmp_path):
     assert CliRunner().invoke(regress, ["--results", str(results)]).exit_code == 2
     no_tol = CliRunner().invoke(regress, ["--write-reference", str(tmp_path / "r.json"), "--results", str(results)])
     assert isinstance(no_tol.exception, MMBenchError) and "--abs-tol" in str(no_tol.exception)
+
+
+
+
+@pytest.mark.slow
+def test_a_baseline_whose_coherence_drops_fails_the_gate(tmp_path, monkeypatch):
+    """The CI gate end to end: a real tiny MoPoE run pins the reference; rerunning the same
+    baseline reproduces it exactly and passes, and the same baseline with an off-by-one bug (each modality decoded by its
+    neighbour's decoder) loses unconditional coherence and fails with a REGRESSION.
+
+    Unconditional coherence, because a few CPU seconds of training leave conditional coherence
+    at chance (0.1), with no room to drop; the agreement of joint samples is far above chance."""
+    data, pinned, ref = tmp_path / "data", tmp_path / "pinned", tmp_path / "ref.json"
+    sets = ["dataset.n_train=1000", "dataset.n_test=200", "model.latent_dim=16", "beta=1", "train.batch_size=64",
+            "train.epochs=3", 'eval.metrics=["coherence"]', "eval.unconditional_samples=200"]
+    run(RunRequest("mopoe", "polymnist", overrides=tuple(sets), out=pinned / "mopoe", data_root=data, device="cpu",
+                   progress=False))
+    written = CliRunner().invoke(regress, ["--write-reference", str(ref), "--results", str(pinned), "--abs-tol", "0.05",
+                                           "--metric", "coherence/unconditional", *[w for s in sets for w in ("--set", s)]])
+    assert written.exit_code == 0, written.output
+    assert json.loads(ref.read_text())["entries"][0]["metrics"]["coherence/unconditional"]["value"] > 0.3
+
+    def gate(results: str):
+        return CliRunner().invoke(regress, ["--reference", str(ref), "--run", "--results", str(tmp_path / results),
+                                            "--data-root", str(data), "--device", "cpu"])
+
+    same = gate("same")
+    assert same.exit_code == 0 and "1 ok, 0 REGRESSION" in same.output, same.output
+    # bit-identical, although the pinned run trained the classifiers and the rerun loaded them
+    rerun = json.loads((tmp_path / "same" / "mopoe-polymnist-quick-seed0" / "result.json").read_text())
+    assert rerun["metrics"] == json.loads((pinned / "mopoe" / "result.json").read_text())["metrics"]
+
+    monkeypatch.setattr(MoPoE, "decode", lambda self, z, m: self.decoders[(m + 1) % self.num_modalities](z))
+    broken = gate("broken")
+    assert broken.exit_code == 1 and "REGRESSION" in broken.output, broken.output

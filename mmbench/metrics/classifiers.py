@@ -110,9 +110,12 @@ def _new_classifier(dataset: MultimodalDataset, m: int) -> ImageClassifier:
 
 
 def _train(dataset: MultimodalDataset, m: int, folder: Path, stem: str, device: torch.device, progress: bool) -> None:
-    torch.manual_seed(RECIPE["seed"] + m)
-    net = _new_classifier(dataset, m).to(device)
-    _fit(net, dataset.train.modalities[m], dataset.train.labels, device, progress, f"classifier m{m}")
+    # A private RNG: training the classifiers on first use must not move the caller's random
+    # stream, or a run's scores would depend on whether the assets were already cached.
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(RECIPE["seed"] + m)
+        net = _new_classifier(dataset, m).to(device)
+        _fit(net, dataset.train.modalities[m], dataset.train.labels, device, progress, f"classifier m{m}")
     accuracy = classifier_accuracy(net, dataset.test.modalities[m], dataset.test.labels, device)
     buffer = io.BytesIO()
     torch.save({k: v.cpu() for k, v in net.state_dict().items()}, buffer)
