@@ -1,6 +1,8 @@
 #!/usr/bin/env bash
 # Regenerates the official quick-tier leaderboard: records, rendered tables/page/plots, and the
 # CI regression reference. CPU, seed 0, the offline datasets; about 5 minutes per run on 2 cores.
+# The reference pins conditional coherence only (band +-0.05): at the quick tier's few epochs the
+# unconditional coherence of these barely trained models has no measured spread across CPUs yet.
 #   bash leaderboard/make.sh            # runs what is missing, then renders
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -14,5 +16,4 @@ for dataset in $datasets; do
 done
 mmbench leaderboard --results leaderboard/records --render leaderboard/
 mmbench regress --results leaderboard/records --dataset polymnist --tier quick \
-  --write-reference leaderboard/reference-quick.json --abs-tol 0.05 \
-  --metric coherence/conditional --metric coherence/unconditional
+  --write-reference leaderboard/reference-quick.json --abs-tol 0.05 --metric coherence/conditional

@@ -1,4 +1,4 @@
-"""Seed aggregation: one board per (dataset, tier, metric versions), one row per model.
+"""Seed aggregation: one board per (dataset, tier, compatible metric versions), one row per model.
 
 Each cell is the mean over seeds with a 95% confidence interval from the t-distribution,
 mean ± t(0.975, n-1) · s / sqrt(n) (quantile from scipy.special.stdtrit, cheaper to import than
@@ -62,10 +62,19 @@ def mean_ci95(values: list[float] | np.ndarray) -> tuple[float, float]:
 
 def build_boards(records: list[StoredRecord]) -> list[Board]:
     """Aggregate records (one per run; see store.latest_per_run) into sorted boards."""
-    groups: dict[tuple[str, str, str], list[StoredRecord]] = {}
-    for item in records:
-        r = item.record
-        groups.setdefault((r["dataset"], r["tier"], json.dumps(r["metric_versions"], sort_keys=True)), []).append(item)
+    # Records share a board unless a metric they both report has different versions: a model
+    # that lacks a metric (the unimodal VAE has no quality gap) still ranks with the others.
+    boards: list[tuple[str, str, dict[str, int], list[StoredRecord]]] = []
+    for item in sorted(records, key=lambda i: json.dumps(i.record["metric_versions"], sort_keys=True)):
+        r, versions = item.record, item.record["metric_versions"]
+        for dataset, tier, merged, items in boards:
+            if (dataset, tier) == (r["dataset"], r["tier"]) and all(merged.get(k, v) == v for k, v in versions.items()):
+                merged.update(versions)
+                items.append(item)
+                break
+        else:
+            boards.append((r["dataset"], r["tier"], dict(versions), [item]))
+    groups = {(d, t, json.dumps(v, sort_keys=True)): items for d, t, v, items in boards}
     order = sorted(groups, key=lambda g: (g[0], list(TIERS).index(g[1]), g[2]))
     return [_board(*key, groups[key]) for key in order]
 
