@@ -76,6 +76,16 @@ def test_different_metric_versions_are_never_pooled(tmp_path):
     assert "coherence/conditional v2" in format_boards(boards, "markdown")
 
 
+def test_a_model_without_some_metric_still_shares_the_board(tmp_path):
+    """The unimodal VAE reports no quality gap; it must rank with the models that do."""
+    write(tmp_path, make_record("unimodal", 0, coherence=0.3))
+    write(tmp_path, make_record("mopoe", 0, coherence=0.6, metrics={"quality_gap/feature_distance/mean": 4.0},
+                                metric_versions={"coherence/conditional": 1, "coherence/unconditional": 1, "quality_gap": 1}))
+    [board], _ = _boards(tmp_path)
+    assert board.models == ["mopoe", "unimodal"]
+    assert board.metric_versions["quality_gap"] == 1
+
+
 def test_one_table_per_dataset_and_filters(tmp_path):
     write(tmp_path, make_record("mvae", 0, dataset="polymnist"))
     write(tmp_path, make_record("mvae", 0, dataset="translated_polymnist"))
