@@ -61,3 +61,69 @@ def product_of_experts(
         total_precision = total_precision + 1.0
     mean = weighted_mean / total_precision
     return mean, -torch.log(total_precision)
+
+
+def product_of_experts_per_point(
+    mu: torch.Tensor, logvar: torch.Tensor, masks: torch.Tensor, prior_expert: bool = False
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """The product of experts of one subset per data point: masks (B, M) -> (B, D) mean, logvar.
+
+    What a sampled mixture component needs, without forming the products of all K subsets."""
+    weights = masks.to(mu.dtype)
+    precision = torch.exp(-logvar)
+    total_precision = torch.einsum("bm,mbd->bd", weights, precision) + (1.0 if prior_expert else 0.0)
+    mean = torch.einsum("bm,mbd->bd", weights, precision * mu) / total_precision
+    return mean, -torch.log(total_precision)
+
+
+def mean_product_kl(
+    mu: torch.Tensor, logvar: torch.Tensor, subsets: torch.Tensor, prior_expert: bool = False, chunk: int = 16
+) -> torch.Tensor:
+    """(1/K) sum_k KL(PoE_k || N(0, I)) per data point, shape (B,), for the K products of `subsets`.
+
+    Equals `kl_standard_normal(*product_of_experts(mu, logvar, subsets)).mean(0)`, but walks the
+    subsets `chunk` at a time in forward and backward, so no (K, B, D) tensor is ever stored: at
+    M = 8 (K = 255) those tensors are 134 MB each at batch 256 and their allocation, not
+    arithmetic, dominated the MoPoE step.
+    """
+    precision = torch.exp(-logvar)
+    return _MeanProductKL.apply(precision, precision * mu, subsets.to(mu.dtype), prior_expert, chunk)
+
+
+class _MeanProductKL(torch.autograd.Function):
+    """KL_k = 1/2 sum_d (W^2/T^2 + 1/T - 1 + log T) with T = sum_m w_km P_m (+1 for a prior
+    expert) and W = sum_m w_km P_m mu_m; gradients dKL/dT = 1/2 (1/T - 1/T^2 - 2 W^2/T^3) and
+    dKL/dW = W/T^2, mapped back to the experts by the transposed subset mask."""
+
+    @staticmethod
+    def _chunks(precision, weighted, weights, prior_expert, chunk):
+        for start in range(0, weights.shape[0], chunk):
+            w = weights[start:start + chunk]
+            total = torch.einsum("km,mbd->kbd", w, precision)
+            if prior_expert:
+                total = total + 1.0
+            yield w, total, torch.einsum("km,mbd->kbd", w, weighted)
+
+    @staticmethod
+    def forward(ctx, precision, weighted, weights, prior_expert, chunk):
+        ctx.save_for_backward(precision, weighted, weights)
+        ctx.options = (prior_expert, chunk)
+        kl = precision.new_zeros(precision.shape[1])
+        for _, total, mean_sum in _MeanProductKL._chunks(precision, weighted, weights, prior_expert, chunk):
+            inverse = total.reciprocal()
+            per_dim = (mean_sum * inverse).square() + inverse + total.log() - 1.0
+            kl += per_dim.sum((0, 2))
+        return kl * (0.5 / weights.shape[0])
+
+    @staticmethod
+    def backward(ctx, grad_kl):
+        precision, weighted, weights = ctx.saved_tensors
+        grad_precision, grad_weighted = torch.zeros_like(precision), torch.zeros_like(weighted)
+        scale = (grad_kl / weights.shape[0]).view(1, -1, 1)
+        for w, total, mean_sum in _MeanProductKL._chunks(precision, weighted, weights, *ctx.options):
+            inverse = total.reciprocal()
+            mean = mean_sum * inverse
+            grad_total = (0.5 * inverse * (1.0 - inverse - 2.0 * mean.square())) * scale
+            grad_precision += torch.einsum("km,kbd->mbd", w, grad_total)
+            grad_weighted += torch.einsum("km,kbd->mbd", w, mean * inverse * scale)
+        return grad_precision, grad_weighted, None, None, None

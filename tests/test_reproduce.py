@@ -72,6 +72,17 @@ def test_claims_not_supported_or_inconclusive():
     assert "inconclusive" in text and "boom" in text
 
 
+def test_claims_on_models_at_chance_coherence_are_inconclusive():
+    planned = plan("quick", Path("/tmp/x"))
+    at_chance = lambda model, m, beta, ds: 0.116 - 0.001 / beta  # the quick tier's untrained models
+    verdicts = [v for _, v, _ in claims(_records(planned, coherence=at_chance))]
+    assert all(v.startswith("inconclusive") and "chance" in v for v in verdicts), verdicts
+    one_trained = lambda model, m, beta, ds: paper_coherence(model, m, beta, ds) if model != "mvae" else 0.11
+    verdicts = [v for _, v, _ in claims(_records(planned, coherence=one_trained))]
+    assert verdicts[1:3] == ["supported"] * 2  # claims 2 and 3 compare only MMVAE and MoPoE runs
+    assert "2 of the runs" in verdicts[0] and "1 of the runs" in verdicts[3]
+
+
 def test_spearman_matches_hand_values():
     assert _spearman([1, 2, 3, 4], [10, 20, 30, 40]) == 1.0
     assert _spearman([1, 2, 3, 4], [4, 3, 2, 1]) == -1.0
