@@ -53,14 +53,7 @@ def product_of_experts(
         (K, B, D) mean and log-variance of each product. The product of Gaussians has precision
         sum_m T_m and mean (sum_m T_m mu_m) / sum_m T_m.
     """
-    weights = subsets.to(mu.dtype)
-    precision = torch.exp(-logvar)
-    total_precision = torch.einsum("km,mbd->kbd", weights, precision)
-    weighted_mean = torch.einsum("km,mbd->kbd", weights, precision * mu)
-    if prior_expert:
-        total_precision = total_precision + 1.0
-    mean = weighted_mean / total_precision
-    return mean, -torch.log(total_precision)
+    return _product("km,mbd->kbd", mu, logvar, subsets, prior_expert)
 
 
 def product_of_experts_per_point(
@@ -69,10 +62,17 @@ def product_of_experts_per_point(
     """The product of experts of one subset per data point: masks (B, M) -> (B, D) mean, logvar.
 
     What a sampled mixture component needs, without forming the products of all K subsets."""
+    return _product("bm,mbd->bd", mu, logvar, masks, prior_expert)
+
+
+def _product(contraction: str, mu: torch.Tensor, logvar: torch.Tensor, masks: torch.Tensor, prior_expert: bool):
+    """Precision-weighted product of the experts each mask row selects, rows given by `contraction`."""
     weights = masks.to(mu.dtype)
     precision = torch.exp(-logvar)
-    total_precision = torch.einsum("bm,mbd->bd", weights, precision) + (1.0 if prior_expert else 0.0)
-    mean = torch.einsum("bm,mbd->bd", weights, precision * mu) / total_precision
+    total_precision = torch.einsum(contraction, weights, precision)
+    if prior_expert:
+        total_precision = total_precision + 1.0
+    mean = torch.einsum(contraction, weights, precision * mu) / total_precision
     return mean, -torch.log(total_precision)
 
 
