@@ -6,9 +6,10 @@ generated images and the classifier's forward pass. Every evaluator is seeded by
 """
 from __future__ import annotations
 
+import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable
+from typing import Callable, NamedTuple
 
 import torch
 from tqdm import tqdm
@@ -82,14 +83,23 @@ def has_labelled_images(ctx: EvalContext) -> bool:
     return has_labels(ctx) and all(m.kind == "image" for m in ctx.dataset.spec.modalities)
 
 
-def evaluate(ctx: EvalContext, names: list[str] | None = None) -> tuple[dict[str, float], dict[str, int]]:
-    """Run the named evaluators (default: every applicable one); returns metrics and versions."""
+class Evaluation(NamedTuple):
+    """What `evaluate` returns: metric values, metric versions, and each evaluator's wall time
+    in seconds (so a run record says where its evaluation time went; the first evaluator that
+    needs the coherence classifiers also pays for loading, or training, them)."""
+
+    metrics: dict[str, float]
+    versions: dict[str, int]
+    seconds: dict[str, float]
+
+
+def evaluate(ctx: EvalContext, names: list[str] | None = None) -> Evaluation:
+    """Run the named evaluators (default: every applicable one)."""
     unknown = set(names or []) - set(EVALUATORS)
     if unknown:
         raise ConfigError(f"unknown metric(s) {', '.join(sorted(unknown))} (known: {', '.join(sorted(EVALUATORS))})")
     chosen = [EVALUATORS[n] for n in (names or EVALUATORS)]
-    metrics: dict[str, float] = {}
-    versions: dict[str, int] = {}
+    result = Evaluation({}, {}, {})
     for ev in chosen:
         if not ev.applies(ctx):
             if names:
@@ -97,9 +107,11 @@ def evaluate(ctx: EvalContext, names: list[str] | None = None) -> tuple[dict[str
             continue
         ctx.model.eval()
         torch.manual_seed(ctx.seed)
-        metrics.update(ev.run(ctx))
-        versions.update({m.name: m.version for m in ev.metrics})
-    return metrics, versions
+        began = time.perf_counter()
+        result.metrics.update(ev.run(ctx))
+        result.seconds[ev.name] = time.perf_counter() - began
+        result.versions.update({m.name: m.version for m in ev.metrics})
+    return result
 
 
 @evaluator("coherence", (ConditionalCoherence, UnconditionalCoherence, ClassifierFeatureDistance), has_labelled_images)

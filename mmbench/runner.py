@@ -125,8 +125,9 @@ def _score(record: dict, model, dataset, run_dir: Path, data_root: Path, device:
     )
     began = time.perf_counter()
     evaluators = None if metrics is None else [m for m in metrics if m != QualityGap.name]
-    scores, versions = evaluate(ctx, evaluators) if evaluators != [] else ({}, {})
+    scores, versions, seconds = evaluate(ctx, evaluators) if evaluators != [] else ({}, {}, {})
     record["timing"]["eval_seconds"] = time.perf_counter() - began
+    record["timing"].update({f"eval_seconds/{name}": value for name, value in seconds.items()})
     save_sample_grids(model, ctx.test, run_dir / "samples", seed=seed, device=device)
     record["metrics"] = {**record["metrics"], **scores}
     record["metric_versions"] = {**record["metric_versions"], **versions}

@@ -28,12 +28,13 @@ def _context(dataset, model, root):
 
 def test_default_metrics_on_synthetic_data_are_finite_and_seeded(trained):
     dataset, model, root = trained
-    first, versions = evaluate(_context(dataset, model, root))
+    first, versions, seconds = evaluate(_context(dataset, model, root))
     assert {"likelihood", "latent_probe", "discrepancy"} <= set(versions)
+    assert set(seconds) == {"likelihood", "latent_probe", "discrepancy"} and all(s > 0 for s in seconds.values())
     assert "likelihood/joint" in first and any(k.startswith("latent_probe/") for k in first)
     assert any(k.startswith("discrepancy/") for k in first)
     assert all(math.isfinite(v) for v in first.values())
-    again, _ = evaluate(_context(dataset, model, root))
+    again, _, _ = evaluate(_context(dataset, model, root))
     assert again == first
 
 

@@ -42,6 +42,7 @@ def test_run_writes_a_complete_record(tmp_path, data_root):
     assert set(record["classifier_accuracy"]) == {f"m{i}" for i in range(5)}
     assert record["provenance"]["dataset_checksum"] and record["provenance"]["torch_version"] == torch.__version__
     assert record["num_parameters"] > 0 and record["timing"]["train_seconds"] > 0
+    assert 0 < record["timing"]["eval_seconds/coherence"] <= record["timing"]["eval_seconds"]
     assert (out / "samples" / "given_m0.png").exists() and (out / "samples" / "unconditional.png").exists()
     assert json.loads((out / "config.json").read_text())["model"]["latent_dim"] == 16
     # finished work is never overwritten
