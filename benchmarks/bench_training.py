@@ -14,7 +14,9 @@ Measured, on random data with fixed seeds (5 modalities of 3x28x28 float images 
 - conditional generation from all 31 subsets: one `generate` call against a per-subset loop;
 - batching from in-memory uint8 tensors against per-item PNG decoding;
 - FLOPs per sample of each step (FlopCounterMode) and the share of the measured fp32 matmul
-  throughput it reaches.
+  throughput it reaches;
+- forward and backward of each conv and linear layer of one modality's PolyMNIST encoder and
+  decoder alone: the share of peak its kernel reaches caps what a step built from them can reach.
 
 Threads are torch's default (set OMP_NUM_THREADS to change them). Time on an otherwise idle
 machine: with other jobs on the cores, torch's thread pool is oversubscribed and small ops (the
@@ -35,6 +37,7 @@ import pytest
 import torch
 from PIL import Image
 from tabulate import tabulate
+from torch import nn
 from torch.distributions import Independent, Laplace
 from torch.utils.data import default_collate
 from torch.utils.flop_counter import FlopCounterMode
@@ -42,6 +45,7 @@ from torch.utils.flop_counter import FlopCounterMode
 from baselines.mopoe import MoPoE
 from mmbench import DatasetSpec, ModalitySpec, MultimodalVAE
 from mmbench.data.base import MultimodalSplit
+from mmbench.networks import build_decoder, build_encoder
 from mmbench.registry import create_model
 from mmbench.subsets import all_subsets
 
@@ -201,6 +205,49 @@ def test_training_step(benchmark, results: Results, name: str):
                                reference)
     if name == "mopoe":
         assert abs(flops - MOPOE_FLOPS) < 0.1 * MOPOE_FLOPS
+
+
+def network_layers() -> list[tuple[str, nn.Module, tuple[int, ...]]]:
+    """(name, layer, input shape) of every conv and linear layer of one PolyMNIST modality's
+    standard encoder features and decoder, in order."""
+    spec = polymnist_spec(1).modalities[0]
+    torch.manual_seed(0)
+    layers = []
+    for part, net, x in (("encoder", build_encoder(spec, 512).features, torch.zeros(1, *spec.shape)),
+                         ("decoder", build_decoder(spec, 512).net, torch.zeros(1, 512))):
+        for module in net:
+            if isinstance(module, (nn.Conv2d, nn.ConvTranspose2d, nn.Linear)):
+                size = (f"{module.in_channels}->{module.out_channels}" if isinstance(module, nn.Conv2d | nn.ConvTranspose2d)
+                        else f"{module.in_features}->{module.out_features}")
+                layers.append((f"{part} {type(module).__name__} {size}", module, tuple(x.shape[1:])))
+            with torch.no_grad():
+                x = module(x)
+    return layers
+
+
+LAYERS = network_layers()
+
+
+@pytest.mark.parametrize("index", range(len(LAYERS)), ids=[name for name, _, _ in LAYERS])
+def test_layer_step(benchmark, results: Results, index: int):
+    """Forward and backward (input and weight gradients) of one layer at batch 256."""
+    name, layer, shape = LAYERS[index]
+    x = torch.rand(BATCH, *shape, generator=torch.Generator().manual_seed(0))
+    if x.dim() == 4:
+        x = x.contiguous(memory_format=torch.channels_last)
+    if index > 0:  # the image needs no gradient, as in training; every other input (z included) does
+        x.requires_grad_()
+
+    def forward_backward() -> torch.Tensor:
+        layer.zero_grad(set_to_none=True)
+        x.grad = None
+        out = layer(x)
+        out.backward(torch.ones_like(out))
+        return layer.weight.grad
+
+    flops = count_flops(forward_backward) / BATCH
+    grad = measure(benchmark, results, f"layer {name}", forward_backward, BATCH, "samples/s", flops)
+    assert torch.isfinite(grad).all() and (index == 0) == (x.grad is None)
 
 
 @pytest.mark.parametrize("num_modalities", SCAN)
