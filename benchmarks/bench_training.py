@@ -13,8 +13,10 @@ Measured, on random data with fixed seeds (5 modalities of 3x28x28 float images 
 - optionally, the MoPoE step under torch.compile;
 - conditional generation from all 31 subsets: one `generate` call against a per-subset loop;
 - batching from in-memory uint8 tensors against per-item PNG decoding;
-- FLOPs per sample of each step (FlopCounterMode) and the share of the measured fp32 matmul
-  throughput it reaches;
+- FLOPs per sample of each step (FlopCounterMode) and the share of the fp32 matmul throughput
+  it reaches, the matmul (best of 3) measured right after each row: on a shared VM the cores'
+  speed drifts during a run (a 2048^3 matmul measured 192-312 GFLOP/s across runs), so one peak
+  taken at the start would misstate the later rows;
 - forward and backward of each conv and linear layer of one modality's PolyMNIST encoder and
   decoder alone: the share of peak its kernel reaches caps what a step built from them can reach.
 
@@ -24,7 +26,9 @@ in-memory batch) slow down by an order of magnitude or more.
 """
 from __future__ import annotations
 
+import functools
 import itertools
+import math
 import os
 import time
 from dataclasses import dataclass, field
@@ -50,6 +54,7 @@ from mmbench.registry import create_model
 from mmbench.subsets import all_subsets
 
 ROUNDS = int(os.environ.get("BENCH_ROUNDS", "5"))
+LAYER_ROUNDS = 10 * ROUNDS  # a layer takes milliseconds; more rounds steady its figure
 BATCH = 256
 MODALITIES = 5
 BASELINES = ("unimodal", "mvae", "mmvae", "mopoe", "mmvaeplus")
@@ -66,12 +71,13 @@ PEAK = f"matmul {MATMUL_SIZE}^3 fp32"
 @dataclass
 class Row:
     """One benchmark's result: `rate` items/s (None when timing is disabled), `flops` per item,
-    `reference` the row its ratio is taken against."""
+    `reference` the row its ratio is taken against, `peak` the matmul rate its share is of."""
 
     rate: float | None
     unit: str
     flops: float | None = None
     reference: str | None = None
+    peak: float | None = None  # matmul GFLOP/s measured right after this row
 
 
 @dataclass
@@ -82,13 +88,11 @@ class Results:
 
     def table(self) -> str | None:
         """The summary table, or None when no benchmark was timed."""
-        peak = self.rows.get(PEAK)
         lines = []
-        for name, row in self.rows.items():
+        for name, row in {**self.rows, **self.layer_sum()}.items():
             if row.rate is None:
                 continue
-            share = (row.rate * row.flops / (peak.rate * 1e9)
-                     if row.flops and peak is not None and peak.rate else None)
+            share = row.rate * row.flops / (row.peak * 1e9) if row.flops and row.peak else None
             reference = self.rows.get(row.reference) if row.reference else None
             ratio = row.rate / reference.rate if reference is not None and reference.rate else None
             lines.append([
@@ -97,15 +101,28 @@ class Results:
                 row.unit,
                 f"{row.flops / 1e6:.1f}" if row.flops else "",
                 f"{share:.1%}" if share is not None else "",
+                f"{row.peak:.0f}" if share is not None else "",
                 f"{ratio:.2f}x" if ratio is not None else "",
                 row.reference if ratio is not None else "",
             ])
         if not lines:
             return None
-        headers = ["benchmark", "throughput", "unit", "MFLOP/item", "share of matmul peak", "ratio", "vs"]
+        headers = ["benchmark", "throughput", "unit", "MFLOP/item", "share of matmul peak", "peak GFLOP/s", "ratio", "vs"]
         title = f"PolyMNIST-shaped benchmarks, batch {BATCH}, {torch.get_num_threads()} CPU threads"
-        body = tabulate(lines, headers=headers, colalign=("left",) + ("right",) * 6, disable_numparse=True)
+        body = tabulate(lines, headers=headers, colalign=("left",) + ("right",) * 7, disable_numparse=True)
         return f"{title}\n{body}"
+
+
+    def layer_sum(self) -> dict[str, Row]:
+        """The layers of all M modalities run back to back: the throughput a training step would
+        reach if its kernels were all it ran (no activations, likelihood, KL or optimizer)."""
+        layers = [row for name, row in self.rows.items() if name.startswith("layer ") and row.rate]
+        if len(layers) < len(LAYERS):
+            return {}
+        seconds = MODALITIES * sum(1 / row.rate for row in layers)
+        flops = MODALITIES * sum(r.flops for r in layers)
+        peak = sum(r.peak / r.rate for r in layers) / sum(1 / r.rate for r in layers)  # time-weighted
+        return {f"layers of a step (sum, M={MODALITIES})": Row(1 / seconds, "samples/s", flops, peak=peak)}
 
 
 @pytest.fixture(scope="module")
@@ -118,13 +135,32 @@ def results() -> Iterator[Results]:
 
 
 def measure(benchmark, results: Results, name: str, fn: Callable[[], object], items: float, unit: str,
-            flops: float | None = None, reference: str | None = None) -> object:
+            flops: float | None = None, reference: str | None = None, rounds: int = ROUNDS) -> object:
     """Time `fn` (one call per round) and record items/s; returns fn's last result."""
-    out = benchmark.pedantic(fn, rounds=ROUNDS, warmup_rounds=1)
+    out = benchmark.pedantic(fn, rounds=rounds, warmup_rounds=1)
     rate = items / benchmark.stats.stats.mean if benchmark.stats is not None else None
-    benchmark.extra_info.update(items_per_s=rate, flops_per_item=flops, threads=torch.get_num_threads())
-    results.rows[name] = Row(rate, unit, flops, reference)
+    peak = matmul_gflops() if flops and rate is not None else None
+    benchmark.extra_info.update(items_per_s=rate, flops_per_item=flops, matmul_gflops=peak, threads=torch.get_num_threads())
+    results.rows[name] = Row(rate, unit, flops, reference, peak)
     return out
+
+
+@functools.cache
+def _matmul_operands() -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    g = torch.Generator().manual_seed(0)
+    return (*(torch.randn(MATMUL_SIZE, MATMUL_SIZE, generator=g) for _ in range(2)), torch.empty(MATMUL_SIZE, MATMUL_SIZE))
+
+
+def matmul_gflops(rounds: int = 3) -> float:
+    """The best of `rounds` fp32 2048^3 matmuls in GFLOP/s: the peak a row's share is taken of,
+    measured right after the row because this machine's speed drifts during a run."""
+    a, b, c = _matmul_operands()
+    best = math.inf
+    for _ in range(rounds):
+        began = time.perf_counter()
+        torch.mm(a, b, out=c)
+        best = min(best, time.perf_counter() - began)
+    return 2 * MATMUL_SIZE**3 / best / 1e9
 
 
 def count_flops(fn: Callable[[], object]) -> int:
@@ -207,21 +243,32 @@ def test_training_step(benchmark, results: Results, name: str):
         assert abs(flops - MOPOE_FLOPS) < 0.1 * MOPOE_FLOPS
 
 
+def describe(layer: nn.Module) -> str:
+    if isinstance(layer, nn.Linear):
+        return f"Linear {layer.in_features}->{layer.out_features}"
+    return f"{type(layer).__name__} {layer.in_channels}->{layer.out_channels}"
+
+
 def network_layers() -> list[tuple[str, nn.Module, tuple[int, ...]]]:
     """(name, layer, input shape) of every conv and linear layer of one PolyMNIST modality's
-    standard encoder features and decoder, in order."""
+    standard encoder (features, then the mean and log-variance heads) and decoder, in order."""
     spec = polymnist_spec(1).modalities[0]
     torch.manual_seed(0)
+    encoder, decoder = build_encoder(spec, 512), build_decoder(spec, 512)
     layers = []
-    for part, net, x in (("encoder", build_encoder(spec, 512).features, torch.zeros(1, *spec.shape)),
-                         ("decoder", build_decoder(spec, 512).net, torch.zeros(1, 512))):
-        for module in net:
+
+    def walk(part: str, modules: nn.Sequential, x: torch.Tensor) -> torch.Tensor:
+        for module in modules:
             if isinstance(module, (nn.Conv2d, nn.ConvTranspose2d, nn.Linear)):
-                size = (f"{module.in_channels}->{module.out_channels}" if isinstance(module, nn.Conv2d | nn.ConvTranspose2d)
-                        else f"{module.in_features}->{module.out_features}")
-                layers.append((f"{part} {type(module).__name__} {size}", module, tuple(x.shape[1:])))
+                layers.append((f"{part} {describe(module)}", module, tuple(x.shape[1:])))
             with torch.no_grad():
                 x = module(x)
+        return x
+
+    features = walk("encoder", encoder.features, torch.zeros(1, *spec.shape))
+    for role, head in (("mu", encoder.heads.mu), ("logvar", encoder.heads.logvar)):
+        layers.append((f"encoder {describe(head)} {role} head", head, tuple(features.shape[1:])))
+    walk("decoder", decoder.net, torch.zeros(1, 512))
     return layers
 
 
@@ -246,7 +293,8 @@ def test_layer_step(benchmark, results: Results, index: int):
         return layer.weight.grad
 
     flops = count_flops(forward_backward) / BATCH
-    grad = measure(benchmark, results, f"layer {name}", forward_backward, BATCH, "samples/s", flops)
+    grad = measure(benchmark, results, f"layer {name}", forward_backward, BATCH, "samples/s", flops,
+                   rounds=LAYER_ROUNDS)
     assert torch.isfinite(grad).all() and (index == 0) == (x.grad is None)
 
 

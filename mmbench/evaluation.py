@@ -179,12 +179,14 @@ def inception_fid(ctx: EvalContext) -> dict[str, float]:
     subsets = all_subsets(num)
     cache = ctx.data_root / "assets" / "fid-stats"
     out = {}
+    bar = tqdm(total=num * num, desc="FID image sets", disable=not ctx.progress, leave=False)
     for m in range(num):
-        reference = dataset_statistics(to_model_input(ctx.test.modalities[m][:n]), extractor, cache)
+        reference = dataset_statistics(to_model_input(ctx.test.modalities[m][:n]), extractor, cache, progress=ctx.progress)
         uncond = FID(extractor, reference, detail=f"m{m}")
         for start in range(0, n, batch_size):
             uncond.update(fake=ctx.model.sample(min(batch_size, n - start))[m])
         out.update(uncond.compute())
+        bar.update()
         for k in range(1, num):
             rows = torch.nonzero(~subsets[:, m] & (subsets.sum(1) == k)).flatten()
             cond = FID(extractor, reference, detail=f"conditional/k={k}/m{m}")
@@ -197,6 +199,8 @@ def inception_fid(ctx: EvalContext) -> dict[str, float]:
                         inputs = [None if i == m else x[idx] for i, x in enumerate(xs)]
                         cond.update(fake=ctx.model.generate(inputs, subsets[row:row + 1].to(ctx.device), targets=[m])[m][0])
             out.update(cond.compute())
+            bar.update()
+    bar.close()
     return out
 
 

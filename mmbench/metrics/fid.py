@@ -118,7 +118,7 @@ def _content_digest(images: torch.Tensor) -> str:
 
 def dataset_statistics(images: torch.Tensor, extractor: InceptionFeatures,
                        cache_dir: str | os.PathLike | None = None,
-                       batch_size: int = 32) -> tuple[torch.Tensor, torch.Tensor]:
+                       batch_size: int = 32, progress: bool = True) -> tuple[torch.Tensor, torch.Tensor]:
     """(mu, sigma) in float64 of `images`' features, cached in `cache_dir` when it is given.
 
     The file name hashes the images' content and `extractor.id`, so a changed dataset or
@@ -130,7 +130,8 @@ def dataset_statistics(images: torch.Tensor, extractor: InceptionFeatures,
         cached = torch.load(path, map_location="cpu", weights_only=True)
         return cached["mu"], cached["sigma"]
     stats = FeatureStatistics()
-    for start in tqdm(range(0, len(images), batch_size), desc=f"FID reference ({extractor.mode})"):
+    for start in tqdm(range(0, len(images), batch_size), desc=f"FID reference ({extractor.mode})", disable=not progress,
+                      leave=False):
         stats.update(extractor(images[start:start + batch_size], batch_size))
     mu, sigma = stats.mean(), stats.cov()
     if path is not None:
