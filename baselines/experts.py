@@ -8,6 +8,7 @@ from torch import nn
 
 from mmbench import DatasetSpec, MultimodalVAE
 from mmbench.networks import LaplaceDecoder, build_decoder, build_encoder
+from mmbench.subsets import to_full_precision
 
 
 class ExpertsVAE(MultimodalVAE):
@@ -20,8 +21,9 @@ class ExpertsVAE(MultimodalVAE):
         self.decoders = nn.ModuleList(build_decoder(m, latent_dim) for m in spec.modalities)
 
     def experts(self, xs: Sequence[torch.Tensor | None]) -> tuple[torch.Tensor, torch.Tensor]:
-        """(M, B, D) expert means and log-variances; absent modalities get zeros (mask them out)."""
-        outputs = [enc(x) if x is not None else None for enc, x in zip(self.encoders, xs)]
+        """(M, B, D) expert means and log-variances, fp32 even under autocast (the posterior
+        arithmetic needs it); absent modalities get zeros (mask them out)."""
+        outputs = [tuple(to_full_precision(t) for t in enc(x)) if x is not None else None for enc, x in zip(self.encoders, xs)]
         present = [o[0] for o in outputs if o is not None]
         if not present:
             raise ValueError("encode needs at least one modality")

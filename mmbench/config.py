@@ -13,12 +13,14 @@ from typing import Any
 
 from mmbench.errors import ConfigError
 from mmbench.registry import dataset_options, model_options
+from mmbench.training import PRECISIONS
 
 TIERS: dict[str, dict[str, dict[str, Any]]] = {
     # Offline data, sized so one model trains and is scored in about 5 minutes on 2 CPU cores.
     "quick": {
         "dataset": {"tier": "quick"},
-        "train": {"epochs": 5, "batch_size": 256, "lr": 1e-3, "max_train_samples": None},
+        "train": {"epochs": 5, "batch_size": 256, "lr": 1e-3, "max_train_samples": None, "compile": False,
+                  "precision": "fp32"},
         "eval": {"metrics": None, "batch_size": 250, "max_test_samples": 1000, "unconditional_samples": 1000,
                  "fid_samples": 0, "fid_mode": "pytorch-fid", "iwae_k": 8, "likelihood_test_samples": 100,
                  "probe_train_samples": 1000},
@@ -26,7 +28,8 @@ TIERS: dict[str, dict[str, dict[str, Any]]] = {
     # The paper's settings (60k/10k PolyMNIST, 300 epochs, batch 256), meant for a GPU.
     "full": {
         "dataset": {"tier": "full"},
-        "train": {"epochs": 300, "batch_size": 256, "lr": 5e-4, "max_train_samples": None},
+        "train": {"epochs": 300, "batch_size": 256, "lr": 5e-4, "max_train_samples": None, "compile": False,
+                  "precision": "fp32"},
         "eval": {"metrics": None, "batch_size": 500, "max_test_samples": None, "unconditional_samples": 10000,
                  "fid_samples": 10000, "fid_mode": "pytorch-fid", "iwae_k": 1000, "likelihood_test_samples": 1000,
                  "probe_train_samples": 1000},
@@ -49,6 +52,8 @@ def resolve_config(model: str, dataset: str, tier: str, overrides: list[str]) ->
     for item in overrides:
         section, key, value = _parse_override(item, config)
         config[section][key] = _coerce(f"{section}.{key}", value, config[section][key])
+    if config["train"]["precision"] not in PRECISIONS:
+        raise ConfigError(f"train.precision must be one of {', '.join(PRECISIONS)}, not {config['train']['precision']!r}")
     return config
 
 

@@ -75,7 +75,7 @@ class LaplaceDecoder(nn.Module):
         """log p(x | z) for latents z (R*B, D) and targets x (B, C, H, W), returns (R*B,): the
         Laplace log-density summed directly, with x broadcast over the R latents per data point
         instead of repeated R times, in two full-size passes instead of the distribution's seven."""
-        loc = self.net(z).unflatten(0, (-1, x.shape[0]))  # (R, B, C, H, W)
+        loc = self.net(z).to(x.dtype).unflatten(0, (-1, x.shape[0]))  # (R, B, C, H, W); x's dtype under autocast
         distance = F.l1_loss(loc, x.expand_as(loc), reduction="none").sum((-3, -2, -1))
         return (-distance / self.scale - x[0].numel() * math.log(2 * self.scale)).flatten()
 

@@ -86,6 +86,7 @@ def run(request: RunRequest) -> dict:
         model, _limit(dataset.train, config["train"]["max_train_samples"]), epochs=config["train"]["epochs"],
         batch_size=config["train"]["batch_size"], lr=config["train"]["lr"], seed=request.seed, run_dir=run_dir,
         device=device, resume=request.resume, progress=request.progress,
+        compile=config["train"]["compile"], precision=config["train"]["precision"],
     )
     record = {
         "schema_version": SCHEMA_VERSION,

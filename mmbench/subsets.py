@@ -6,6 +6,7 @@ Python loop over 2^M - 1 subsets.
 """
 from __future__ import annotations
 
+import functools
 import itertools
 
 import torch
@@ -36,6 +37,25 @@ def subset_name(mask: torch.Tensor) -> str:
     return "+".join(f"m{i}" for i in torch.nonzero(mask).flatten().tolist())
 
 
+def to_full_precision(t: torch.Tensor) -> torch.Tensor:
+    """bf16 / fp16 tensors (outputs of networks under autocast) cast up to fp32; others unchanged."""
+    return t.float() if t.dtype in (torch.float16, torch.bfloat16) else t
+
+
+def full_precision(fn):
+    """Run `fn` with autocast off and half-precision experts cast up to fp32: under bf16 autocast
+    the einsums over expert precisions would run in bf16, and exp / reciprocal / log of
+    precisions lose too much there."""
+
+    @functools.wraps(fn)
+    def wrapper(mu: torch.Tensor, logvar: torch.Tensor, *args, **kwargs):
+        with torch.autocast(mu.device.type, enabled=False):
+            return fn(to_full_precision(mu), to_full_precision(logvar), *args, **kwargs)
+
+    return wrapper
+
+
+@full_precision
 def product_of_experts(
     mu: torch.Tensor,
     logvar: torch.Tensor,
@@ -56,6 +76,7 @@ def product_of_experts(
     return _product("km,mbd->kbd", mu, logvar, subsets, prior_expert)
 
 
+@full_precision
 def product_of_experts_per_point(
     mu: torch.Tensor, logvar: torch.Tensor, masks: torch.Tensor, prior_expert: bool = False
 ) -> tuple[torch.Tensor, torch.Tensor]:
@@ -76,6 +97,7 @@ def _product(contraction: str, mu: torch.Tensor, logvar: torch.Tensor, masks: to
     return mean, -torch.log(total_precision)
 
 
+@full_precision
 def mean_product_kl(
     mu: torch.Tensor, logvar: torch.Tensor, subsets: torch.Tensor, prior_expert: bool = False, chunk: int = 16
 ) -> torch.Tensor:

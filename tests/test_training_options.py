@@ -1,0 +1,74 @@
+"""Training options: bf16 autocast (`train.precision`) and torch.compile (`train.compile`)."""
+from __future__ import annotations
+
+import pytest
+import torch
+
+import mmbench.training
+from mmbench import DatasetSpec, ModalitySpec
+from mmbench.data.base import MultimodalSplit
+from mmbench.registry import create_model
+from mmbench.subsets import all_subsets, mean_product_kl, product_of_experts, product_of_experts_per_point
+from mmbench.training import train
+
+SPEC = DatasetSpec("polymnist", tuple(ModalitySpec(f"m{k}", "image", (3, 28, 28)) for k in range(3)), 10)
+
+
+def _split(n: int = 64) -> MultimodalSplit:
+    g = torch.Generator().manual_seed(0)
+    images = [torch.randint(0, 256, (n, 3, 28, 28), dtype=torch.uint8, generator=g) for _ in range(3)]
+    return MultimodalSplit(images, torch.randint(0, 10, (n,), generator=g))
+
+
+def _train(tmp_path, name: str, model_name: str = "mopoe", **options):
+    torch.manual_seed(0)
+    model = create_model(model_name, SPEC, latent_dim=16)
+    seen = []
+    model.decoders[0].net[0].register_forward_hook(lambda module, args, out: seen.append(out.dtype))
+    result = train(model, _split(), epochs=2, batch_size=32, lr=1e-3, seed=0, run_dir=tmp_path / name,
+                   device=torch.device("cpu"), progress=False, **options)
+    return model, result, set(seen)
+
+
+@pytest.mark.parametrize("model_name", ["unimodal", "mvae", "mmvae", "mopoe"])
+def test_bf16_autocast_runs_the_networks_in_bf16_and_keeps_fp32_state(tmp_path, model_name):
+    _, fp32, fp32_dtypes = _train(tmp_path, "fp32", model_name)
+    model, bf16, bf16_dtypes = _train(tmp_path, "bf16", model_name, precision="bf16")
+    assert fp32_dtypes == {torch.float32} and bf16_dtypes == {torch.bfloat16}
+    assert all(p.dtype == torch.float32 for p in model.parameters())
+    for a, b in zip(fp32.history, bf16.history):  # same run up to bf16 rounding
+        assert abs(a["loss"] - b["loss"]) < 0.01 * abs(a["loss"])
+
+
+def test_subset_products_ignore_autocast():
+    g = torch.Generator().manual_seed(0)
+    mu, logvar = torch.randn(3, 8, 4, generator=g), torch.randn(3, 8, 4, generator=g)
+    subsets = all_subsets(3)
+    masks = subsets[torch.randint(len(subsets), (8,), generator=g)]
+    expected = (product_of_experts(mu, logvar, subsets), product_of_experts_per_point(mu, logvar, masks),
+                mean_product_kl(mu, logvar, subsets))
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        actual = (product_of_experts(mu.bfloat16(), logvar, subsets),
+                  product_of_experts_per_point(mu, logvar, masks), mean_product_kl(mu, logvar, subsets))
+    torch.testing.assert_close(actual[1:], expected[1:], rtol=0, atol=0)
+    torch.testing.assert_close(actual[0], expected[0], rtol=1e-2, atol=1e-2)  # mu itself was rounded to bf16
+    assert actual[0][0].dtype == torch.float32
+
+
+def test_compile_option_trains_through_the_compiled_loss(tmp_path, monkeypatch):
+    compiled, calls = [], []
+
+    def fake_compile(fn):
+        compiled.append(fn)
+
+        def wrapper(xs):
+            calls.append(len(xs[0]))
+            return fn(xs)
+
+        return wrapper
+
+    monkeypatch.setattr(mmbench.training.torch, "compile", fake_compile)
+    model, result, _ = _train(tmp_path, "compiled", compile=True)
+    assert compiled == [model.loss] and calls == [32, 32, 32, 32]
+    _, eager, _ = _train(tmp_path, "eager")
+    assert result.history == eager.history
