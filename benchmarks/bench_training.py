@@ -10,7 +10,7 @@ Measured, on random data with fixed seeds (5 modalities of 3x28x28 float images 
 - the training step (forward, backward, Adam) of every baseline at batch 256, default options;
 - the MoPoE step at M = 2, 3, 4, 5, 8 modalities, against a reference-style step on the same
   networks that loops over the 2^M - 1 subsets and uses torch.distributions likelihoods;
-- optionally, the MoPoE step under torch.compile;
+- optionally, the MoPoE step under torch.compile, and the MoPoE step under bf16 autocast;
 - conditional generation from all 31 subsets: one `generate` call against a per-subset loop;
 - batching from in-memory uint8 tensors against per-item PNG decoding;
 - FLOPs per sample of each step (FlopCounterMode) and the share of the fp32 matmul throughput
@@ -383,6 +383,20 @@ def test_mopoe_compiled_step(benchmark, results: Results):
         loss = measure(benchmark, results, f"train mopoe M={MODALITIES} compiled", step, BATCH, "samples/s",
                        flops, reference=f"train mopoe M={MODALITIES}")
     assert_trained(model, before, loss)
+
+
+def test_mopoe_bf16_step(benchmark, results: Results):
+    """The MoPoE step under bf16 autocast (train.precision=bf16), a GPU option: on a CPU without
+    bf16 units (no AVX512-BF16 / AMX) it is expected to run slower than fp32."""
+    model = build_model("mopoe", MODALITIES)
+    xs = random_images(MODALITIES, BATCH)
+
+    def loss() -> torch.Tensor:
+        with torch.autocast("cpu", dtype=torch.bfloat16):
+            return model.loss(xs).float()
+
+    benchmark_training(benchmark, results, f"train mopoe M={MODALITIES} bf16 autocast", model, loss,
+                       reference=f"train mopoe M={MODALITIES}")
 
 
 def generate_per_subset(model: MultimodalVAE, xs: list[torch.Tensor], subsets: torch.Tensor) -> list[torch.Tensor]:
