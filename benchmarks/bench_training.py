@@ -112,7 +112,6 @@ class Results:
         body = tabulate(lines, headers=headers, colalign=("left",) + ("right",) * 7, disable_numparse=True)
         return f"{title}\n{body}"
 
-
     def layer_sum(self) -> dict[str, Row]:
         """The layers of all M modalities run back to back: the throughput a training step would
         reach if its kernels were all it ran (no activations, likelihood, KL or optimizer)."""

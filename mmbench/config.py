@@ -13,7 +13,7 @@ from typing import Any
 
 from mmbench.errors import ConfigError
 from mmbench.registry import dataset_options, model_options
-from mmbench.training import PRECISIONS
+from mmbench.training import check_precision
 
 TIERS: dict[str, dict[str, dict[str, Any]]] = {
     # Offline data, sized so one model trains and is scored in about 5 minutes on 2 CPU cores.
@@ -52,8 +52,7 @@ def resolve_config(model: str, dataset: str, tier: str, overrides: list[str]) ->
     for item in overrides:
         section, key, value = _parse_override(item, config)
         config[section][key] = _coerce(f"{section}.{key}", value, config[section][key])
-    if config["train"]["precision"] not in PRECISIONS:
-        raise ConfigError(f"train.precision must be one of {', '.join(PRECISIONS)}, not {config['train']['precision']!r}")
+    check_precision(config["train"]["precision"])
     return config
 
 

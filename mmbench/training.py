@@ -25,6 +25,11 @@ PRECISIONS = ("fp32", "bf16")
 DIGEST = "sha256"
 
 
+def check_precision(precision: str) -> None:
+    if precision not in PRECISIONS:
+        raise ConfigError(f"train.precision must be one of {', '.join(PRECISIONS)}, not {precision!r}")
+
+
 @dataclass
 class TrainResult:
     epochs: int
@@ -52,8 +57,7 @@ def train(
     `compile` runs the loss (forward and backward) under torch.compile; `precision="bf16"` runs
     it under bf16 autocast, weights, optimizer state and checkpoints staying fp32 (mostly a GPU
     option: CPUs without bf16 units run it slower than fp32)."""
-    if precision not in PRECISIONS:
-        raise ConfigError(f"train.precision must be one of {', '.join(PRECISIONS)}, not {precision!r}")
+    check_precision(precision)
     model.to(device)
     loss_fn = torch.compile(model.loss) if compile else model.loss
     optimizer = torch.optim.Adam(model.parameters(), lr=lr, fused=True)
