@@ -12,11 +12,15 @@ from mmbench.subsets import all_subsets, mean_product_kl, product_of_experts, pr
 
 
 class MoPoE(ExpertsVAE):
-    """q(z | X) = 1/K sum_S PoE({q(z | x_m)}_{m in S}); the PoE of S alone is q(z | x_S)."""
+    """q(z | X) = 1/K sum_S PoE({q(z | x_m)}_{m in S}); the PoE of S alone is q(z | x_S).
+
+    As in the reference (thomassutter/MoPoE, `BaseMMVae.poe_fusion`), the product over the full
+    set of modalities also multiplies in the N(0, I) prior expert; smaller subsets do not."""
 
     def __init__(self, spec: DatasetSpec, latent_dim: int, beta: float):
         super().__init__(spec, latent_dim, beta)
         self.register_buffer("components", all_subsets(spec.num_modalities), persistent=False)
+        self.register_buffer("component_prior", self.components.all(1), persistent=False)
 
     @property
     def mixture_subsets(self) -> torch.Tensor:
@@ -24,7 +28,8 @@ class MoPoE(ExpertsVAE):
         return self.components
 
     def encode(self, xs, subsets):
-        mu, logvar = product_of_experts(*self.experts(xs), subsets.to(self.components.device))
+        subsets = subsets.to(self.components.device)
+        mu, logvar = product_of_experts(*self.experts(xs), subsets, prior_expert=subsets.all(1))
         return Independent(Normal(mu, torch.exp(0.5 * logvar)), 1)
 
     def objective(self, xs):
@@ -33,8 +38,8 @@ class MoPoE(ExpertsVAE):
         cost). Neither forms the (K, B, D) products of all subsets."""
         mu, logvar = self.experts(xs)
         component = torch.randint(len(self.components), (mu.shape[1],), device=mu.device)
-        mu_c, logvar_c = product_of_experts_per_point(mu, logvar, self.components[component])
-        kl = mean_product_kl(mu, logvar, self.components)
+        mu_c, logvar_c = product_of_experts_per_point(mu, logvar, self.components[component], self.component_prior[component])
+        kl = mean_product_kl(mu, logvar, self.components, self.component_prior)
         return self.log_likelihood(reparameterize(mu_c, logvar_c), xs) - self.beta * kl
 
 

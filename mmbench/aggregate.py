@@ -1,9 +1,9 @@
-"""Seed aggregation: one board per (dataset, tier, compatible metric versions), one row per model.
+"""Seed aggregation: one board per (dataset, tier, compatible versions), one row per model.
 
 Each cell is the mean over seeds with a 95% confidence interval from the t-distribution,
 mean ± t(0.975, n-1) · s / sqrt(n) (quantile from scipy.special.stdtrit, cheaper to import than
-scipy.stats); with one seed there is no interval. Records whose metric versions differ are
-never pooled: they land on separate boards, because a version bump means the numbers are not
+scipy.stats); with one seed there is no interval. Records whose metric or score versions (networks,
+tier recipe, model) differ are never pooled: they land on separate boards, because a version bump means the numbers are not
 comparable. Models are ranked by PRIMARY_METRIC, higher first.
 """
 from __future__ import annotations
@@ -18,6 +18,7 @@ from scipy.special import stdtrit
 
 from mmbench.config import TIERS
 from mmbench.metric_families import PRIMARY_METRIC, column_order
+from mmbench.records import compatibility
 from mmbench.store import StoredRecord
 
 TRAIN_SECONDS = "train_seconds"
@@ -28,7 +29,8 @@ NUM_PARAMETERS = "num_parameters"
 class Board:
     dataset: str
     tier: str
-    metric_versions: dict[str, int]
+    versions: dict[str, int]
+    """Metric and score versions of its records (see records.compatibility)."""
     metrics: list[str]
     """Metric columns present on this board, in display order."""
     models: list[str]
@@ -65,8 +67,8 @@ def build_boards(records: list[StoredRecord]) -> list[Board]:
     # Records share a board unless a metric they both report has different versions: a model
     # that lacks a metric (the unimodal VAE has no quality gap) still ranks with the others.
     boards: list[tuple[str, str, dict[str, int], list[StoredRecord]]] = []
-    for item in sorted(records, key=lambda i: json.dumps(i.record["metric_versions"], sort_keys=True)):
-        r, versions = item.record, item.record["metric_versions"]
+    for item in sorted(records, key=lambda i: json.dumps(compatibility(i.record), sort_keys=True)):
+        r, versions = item.record, compatibility(item.record)
         for dataset, tier, merged, items in boards:
             if (dataset, tier) == (r["dataset"], r["tier"]) and all(merged.get(k, v) == v for k, v in versions.items()):
                 merged.update(versions)

@@ -26,7 +26,13 @@ from mmbench.data.base import DatasetSpec
 
 
 class MultimodalVAE(nn.Module, ABC):
-    """Base class of every model; subclasses set `latent_dim` and implement the three methods."""
+    """Base class of every model; subclasses set `latent_dim` and implement the three methods.
+
+    `version` is part of every record the model produces: bump it whenever a change alters the
+    model's scores (its objective, posterior or own networks), so that the leaderboard and the
+    regression gate never pool or compare numbers across the change."""
+
+    version: int = 1
 
     def __init__(self, spec: DatasetSpec, latent_dim: int):
         super().__init__()
@@ -70,7 +76,7 @@ class MultimodalVAE(nn.Module, ABC):
         targets = range(self.num_modalities) if targets is None else targets
         out: list[torch.Tensor | None] = [None] * self.num_modalities
         for m in targets:
-            x = self.decode(z.reshape(k * b, -1), m).mean
+            x = self.observation(z.reshape(k * b, -1), m)
             out[m] = x.reshape(k, b, *x.shape[1:])
         return out
 
@@ -78,4 +84,11 @@ class MultimodalVAE(nn.Module, ABC):
     def sample(self, n: int) -> list[torch.Tensor]:
         """Unconditional generation: n joint samples from the prior, one tensor per modality."""
         z = self.prior().sample((n,))
-        return [self.decode(z, m).mean for m in range(self.num_modalities)]
+        return [self.observation(z, m) for m in range(self.num_modalities)]
+
+    def observation(self, z: torch.Tensor, m: int) -> torch.Tensor:
+        """The generated x_m for latents z: the likelihood's mean, clamped to [0, 1] for images
+        (a Laplace loc is unbounded) so that classifiers, feature statistics and saved grids
+        only ever see valid pixels."""
+        x = self.decode(z, m).mean
+        return x.clamp(0.0, 1.0) if self.spec.modalities[m].kind == "image" else x

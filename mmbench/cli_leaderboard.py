@@ -86,6 +86,7 @@ def leaderboard(results: Path, dataset: str | None, tier: str | None, fmt: str, 
               help="Instead of checking, (re)write this reference file from the records in --results.")
 @click.option("--abs-tol", type=float, help="With --write-reference: band value ± ABS_TOL.")
 @click.option("--rel-tol", type=float, help="With --write-reference: band value ± REL_TOL·|value|.")
+@click.option("--spread", type=float, help="With --write-reference: band = mean over seeds ± max(SPREAD·std, --abs-tol); needs 3+ seeds.")
 @click.option("--metric", "metrics", multiple=True, help="With --write-reference: only metrics named this or under it (repeatable).")
 @click.option("--set", "overrides", multiple=True, metavar="KEY=VALUE",
               help="With --write-reference: config overrides the reference's runs use (passed on by --run).")
@@ -93,7 +94,7 @@ def leaderboard(results: Path, dataset: str | None, tier: str | None, fmt: str, 
 @click.option("--tier", type=click.Choice(list(TIERS)), help="With --write-reference: only this tier.")
 @click.option("--strict", is_flag=True, help="Fail on malformed or duplicate records instead of skipping them.")
 def regress(reference: Path | None, results: Path | None, run_missing: bool, data_root: Path | None, device: str,
-            write_reference: Path | None, abs_tol: float | None, rel_tol: float | None, metrics: tuple[str, ...],
+            write_reference: Path | None, abs_tol: float | None, rel_tol: float | None, spread: float | None, metrics: tuple[str, ...],
             overrides: tuple[str, ...], dataset: str | None, tier: str | None, strict: bool) -> None:
     """Compare results with a reference file; exit 1 on any REGRESSION, missing or STALE value."""
     from mmbench import regress as checks
@@ -106,8 +107,9 @@ def regress(reference: Path | None, results: Path | None, run_missing: bool, dat
         records, problems = load_results(results, dataset, tier)
         _report(problems, strict)
         produced_by = _command("mmbench", "regress", *_flags(write_reference=write_reference, results=results, dataset=dataset,
-                                                             tier=tier, abs_tol=abs_tol, rel_tol=rel_tol, metric=metrics, set=overrides))
-        ref, skipped = checks.reference_from_records(records, produced_by, abs_tol, rel_tol, metrics, overrides)
+                                                             tier=tier, abs_tol=abs_tol, rel_tol=rel_tol, spread=spread,
+                                                             metric=metrics, set=overrides))
+        ref, skipped = checks.reference_from_records(records, produced_by, abs_tol, rel_tol, metrics, overrides, spread)
         atomic_write_json(write_reference, ref)
         for name in skipped:
             click.echo(f"note: left out {name} (unknown metric family, so no known direction)", err=True)

@@ -1,5 +1,8 @@
 """Run configuration: tier defaults, the model's and dataset's own options, and `--set` overrides.
 
+A tier may also set model options (its "model" section) for every model that has them, so the
+models of one tier share one recipe; the full tier keeps each model's own defaults.
+
 A resolved config has four sections (model, dataset, train, eval). `--set key=value` names a key
 as `section.key`, or by its bare name when exactly one section has it; values are parsed as JSON
 literals (so `beta=1`, `subsample=false`, `objective=dreg` all work) and must keep the type of
@@ -18,23 +21,29 @@ from mmbench.training import check_precision
 TIERS: dict[str, dict[str, dict[str, Any]]] = {
     # Offline data, sized so one model trains and is scored in about 5 minutes on 2 CPU cores.
     "quick": {
+        "model": {},
         "dataset": {"tier": "quick"},
         "train": {"epochs": 5, "batch_size": 256, "lr": 1e-3, "max_train_samples": None, "compile": False,
-                  "precision": "fp32"},
+                  "precision": "fp32", "warmup_steps": 0},
         "eval": {"metrics": None, "batch_size": 250, "max_test_samples": 1000, "unconditional_samples": 1000,
                  "fid_samples": 0, "fid_mode": "pytorch-fid", "iwae_k": 8, "likelihood_test_samples": 100,
                  "probe_train_samples": 1000},
     },
     # The paper's settings (60k/10k PolyMNIST, 300 epochs, batch 256), meant for a GPU.
     "full": {
+        "model": {},
         "dataset": {"tier": "full"},
         "train": {"epochs": 300, "batch_size": 256, "lr": 5e-4, "max_train_samples": None, "compile": False,
-                  "precision": "fp32"},
+                  "precision": "fp32", "warmup_steps": 0},
         "eval": {"metrics": None, "batch_size": 500, "max_test_samples": None, "unconditional_samples": 10000,
                  "fid_samples": 10000, "fid_mode": "pytorch-fid", "iwae_k": 1000, "likelihood_test_samples": 1000,
                  "probe_train_samples": 1000},
     },
 }
+
+TIER_VERSIONS = {"quick": 2, "full": 1}
+"""Carried by every record; bump a tier's when its recipe changes. quick 2: the recipe chosen
+from the learning curves in benchmarks/curves/."""
 
 SECTIONS = ("model", "dataset", "train", "eval")
 
@@ -44,7 +53,7 @@ def resolve_config(model: str, dataset: str, tier: str, overrides: list[str]) ->
     if tier not in TIERS:
         raise ConfigError(f"unknown tier {tier!r} (known: {', '.join(TIERS)})")
     config = {
-        "model": dict(model_options(model)),
+        "model": _model_defaults(model, tier),
         "dataset": {**dataset_options(dataset), **TIERS[tier]["dataset"]},
         "train": copy.deepcopy(TIERS[tier]["train"]),
         "eval": copy.deepcopy(TIERS[tier]["eval"]),
@@ -54,6 +63,13 @@ def resolve_config(model: str, dataset: str, tier: str, overrides: list[str]) ->
         config[section][key] = _coerce(f"{section}.{key}", value, config[section][key])
     check_precision(config["train"]["precision"])
     return config
+
+
+def _model_defaults(model: str, tier: str) -> dict[str, Any]:
+    """The model's own options, with the tier's model recipe applied to those it has."""
+    options = dict(model_options(model))
+    options.update({k: v for k, v in TIERS[tier]["model"].items() if k in options})
+    return options
 
 
 def _parse_override(item: str, config: dict) -> tuple[str, str, Any]:

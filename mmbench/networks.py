@@ -18,6 +18,9 @@ from mmbench.data.base import ModalitySpec
 from mmbench.errors import ConfigError
 
 LAPLACE_SCALE = 0.75  # fixed image likelihood scale of the MoPoE PolyMNIST recipe
+NETWORKS_VERSION = 2
+"""Carried by every record; bump when a standard network changes. 2: the PolyMNIST encoder and
+decoder follow the MoPoE reference (hidden width = latent size, no decoder sigmoid)."""
 
 EncoderFactory = Callable[[ModalitySpec, int], nn.Module]
 DecoderFactory = Callable[[ModalitySpec, int], nn.Module]
@@ -67,7 +70,7 @@ class LaplaceDecoder(nn.Module):
 
     def forward(self, z: torch.Tensor) -> Distribution:
         loc = self.net(z)
-        # No argument validation: it costs extra passes over every pixel and loc is a sigmoid output.
+        # No argument validation: it costs extra passes over every pixel.
         scale = loc.new_tensor(self.scale).expand_as(loc)
         return Independent(Laplace(loc, scale, validate_args=False), 3, validate_args=False)
 
@@ -81,7 +84,8 @@ class LaplaceDecoder(nn.Module):
 
 
 class ConvEncoder28(nn.Module):
-    """PolyMNIST encoder of the MoPoE recipe: conv 3->32->64->128 (k3 s2 p1), linear 512, heads.
+    """PolyMNIST encoder of the MoPoE reference (thomassutter/MoPoE, ConvNetworksImgCMNIST.py,
+    `EncoderImg`): conv 3->32->64->128 (k3 s2 p1), Linear(2048 -> latent_dim) + ReLU, heads.
 
     Conv weights are channels_last, so oneDNN runs every conv in NHWC (faster on CPU)."""
 
@@ -93,9 +97,9 @@ class ConvEncoder28(nn.Module):
             nn.Conv2d(32, 64, 3, 2, 1), nn.ReLU(),
             nn.Conv2d(64, 128, 3, 2, 1), nn.ReLU(),
             nn.Flatten(),
-            nn.Linear(128 * 4 * 4, 512), nn.ReLU(),
+            nn.Linear(128 * 4 * 4, latent_dim), nn.ReLU(),
         )
-        self.heads = GaussianHeads(512, latent_dim)
+        self.heads = GaussianHeads(latent_dim, latent_dim)
         self.to(memory_format=torch.channels_last)
 
     def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
@@ -103,19 +107,20 @@ class ConvEncoder28(nn.Module):
 
 
 class ConvDecoder28(LaplaceDecoder):
-    """Mirror of ConvEncoder28 (channels_last too); outputs the loc of a Laplace likelihood."""
+    """PolyMNIST decoder of the MoPoE reference (`DecoderImg` there): Linear(latent_dim -> 2048)
+    + ReLU, three transposed convs, and no output nonlinearity (the reference comments its sigmoid
+    out), so the Laplace loc is unbounded; generated images are clamped to [0, 1] where they are
+    scored or saved (`MultimodalVAE.generate` / `sample`). Channels_last, like the encoder."""
 
     def __init__(self, spec: ModalitySpec, latent_dim: int):
         super().__init__()
         channels = spec.shape[0]
         self.net = nn.Sequential(
-            nn.Linear(latent_dim, 512), nn.ReLU(),
-            nn.Linear(512, 128 * 4 * 4), nn.ReLU(),
+            nn.Linear(latent_dim, 128 * 4 * 4), nn.ReLU(),
             nn.Unflatten(1, (128, 4, 4)),
             nn.ConvTranspose2d(128, 64, 3, 2, 1), nn.ReLU(),
             nn.ConvTranspose2d(64, 32, 3, 2, 1, output_padding=1), nn.ReLU(),
             nn.ConvTranspose2d(32, channels, 3, 2, 1, output_padding=1),
-            nn.Sigmoid(),
         )
         self.to(memory_format=torch.channels_last)
 

@@ -18,7 +18,7 @@ import torch
 
 import mmbench
 from mmbench.checkpoint import atomic_write_json
-from mmbench.config import TIERS
+from mmbench.config import TIER_VERSIONS, TIERS
 from mmbench.errors import MMBenchError
 from mmbench.metric_families import bounds_error
 
@@ -41,10 +41,27 @@ _REQUIRED: dict[str, type | tuple[type, ...]] = {
     "provenance": dict,
 }
 _OPTIONAL: dict[str, type | tuple[type, ...]] = {
+    "score_versions": dict,
     "metrics_stderr": dict,
     "classifier_accuracy": dict,
     "train_history": list,
 }
+
+
+def score_versions(model_name: str, model_version: int, tier: str) -> dict[str, int]:
+    """What determines a record's scores besides its metrics: the standard networks, the tier's
+    recipe and the model's own version, each a key that boards and the regression gate compare."""
+    from mmbench.networks import NETWORKS_VERSION
+
+    return {"networks": NETWORKS_VERSION, f"tier:{tier}": TIER_VERSIONS[tier], f"model:{model_name}": model_version}
+
+
+def compatibility(record: dict) -> dict[str, int]:
+    """The versions two records must agree on (where both have a key) to be pooled or compared:
+    metric versions and score versions. A record from before score versions existed counts as
+    version 1 of everything."""
+    versions = record.get("score_versions") or {"networks": 1, f"tier:{record['tier']}": 1, f"model:{record['model']}": 1}
+    return {**record["metric_versions"], **versions}
 
 
 def provenance(device: torch.device, dataset_checksum: str, classifiers: dict[str, str]) -> dict[str, Any]:
@@ -99,8 +116,9 @@ def validate_record(record: Any, source: str | Path = "<record>") -> dict:
         raise MMBenchError(f"{source}: field 'seed' = {record['seed']} must be >= 0")
     if record["num_parameters"] < 0:
         raise MMBenchError(f"{source}: field 'num_parameters' = {record['num_parameters']} must be >= 0")
-    for name, version in record["metric_versions"].items():
-        _check_type(version, int, source, f"metric_versions.{name}")
+    for field in ("metric_versions", "score_versions"):
+        for name, version in (record.get(field) or {}).items():
+            _check_type(version, int, source, f"{field}.{name}")
     for name, value in record["metrics"].items():
         _check_number(value, source, f"metrics.{name}")
         if (problem := bounds_error(name, value)) is not None:

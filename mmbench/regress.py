@@ -8,6 +8,7 @@ Reference file (JSON):
      "entries": [{"model": "mvae", "dataset": "polymnist", "tier": "quick", "seed": 0,
                   "overrides": ["train.epochs=1"],                       # optional: --set for --run
                   "metric_versions": {"coherence/conditional": 1},       # optional
+                  "score_versions": {"networks": 2, "tier:quick": 2, "model:mvae": 1},  # optional
                   "metrics": {"coherence/conditional": {"value": 0.61, "abs_tol": 0.03},
                               "fid/m0": {"value": 80.2, "rel_tol": 0.1, "higher_is_better": false}}}]}
 
@@ -15,8 +16,9 @@ Each metric has exactly one of `abs_tol` (band value ± abs_tol) or `rel_tol` (b
 rel_tol·|value|). Direction comes from `higher_is_better` when given, else from the metric's
 family. A higher-is-better metric regresses when current < value - tol, a lower-is-better one when
 current > value + tol; beyond the band the other way is "improved" and passes. A run or metric
-absent from the results is "missing", and a metric whose version differs from the reference's
-is "STALE" (the reference must be regenerated); both fail like a regression.
+absent from the results is "missing", and a metric whose version differs from the reference's, or
+a record whose score versions (networks, tier recipe, model) differ, is "STALE" (the reference
+must be regenerated); both fail like a regression.
 """
 from __future__ import annotations
 
@@ -30,6 +32,7 @@ from tabulate import tabulate
 
 from mmbench.errors import MMBenchError
 from mmbench.metric_families import higher_is_better
+from mmbench.records import compatibility
 from mmbench.store import StoredRecord
 
 REFERENCE_SCHEMA = 1
@@ -40,7 +43,7 @@ NOTES = (
     "metric, the reference `value` with exactly one of `abs_tol` (band value +- abs_tol) or `rel_tol` "
     "(band value +- rel_tol*|value|), and `higher_is_better`. Worse than the band in the bad direction "
     "is REGRESSION; better than the band is 'improved' (passes); absent runs/metrics are 'missing' and "
-    "changed metric versions are 'STALE'; both fail. Regenerate with the command in `produced_by`."
+    "changed metric or score versions are 'STALE'; both fail. Regenerate with the command in `produced_by`."
 )
 
 
@@ -69,6 +72,7 @@ class Entry:
     overrides: tuple[str, ...]
     metric_versions: dict[str, int] | None
     metrics: dict[str, Expectation]
+    score_versions: dict[str, int] | None = None
 
     @property
     def run_key(self) -> tuple[str, str, str, int]:
@@ -100,11 +104,13 @@ def _entry(raw: Any, where: str) -> Entry:
     overrides = raw.get("overrides", [])
     if not isinstance(overrides, list) or not all(isinstance(o, str) for o in overrides):
         raise MMBenchError(f"{where}.overrides must be a list of KEY=VALUE strings")
-    versions = raw.get("metric_versions")
-    if versions is not None and not (isinstance(versions, dict) and all(isinstance(v, int) for v in versions.values())):
-        raise MMBenchError(f"{where}.metric_versions must map metric names to integers")
+    for field in ("metric_versions", "score_versions"):
+        versions = raw.get(field)
+        if versions is not None and not (isinstance(versions, dict) and all(isinstance(v, int) for v in versions.values())):
+            raise MMBenchError(f"{where}.{field} must map names to integers")
     metrics = {name: _expectation(name, spec, f"{where}.metrics[{name!r}]") for name, spec in raw["metrics"].items()}
-    return Entry(raw["model"], raw["dataset"], raw["tier"], raw["seed"], tuple(overrides), versions, metrics)
+    return Entry(raw["model"], raw["dataset"], raw["tier"], raw["seed"], tuple(overrides), raw.get("metric_versions"),
+                 metrics, raw.get("score_versions"))
 
 
 def _expectation(name: str, spec: Any, where: str) -> Expectation:
@@ -130,6 +136,10 @@ def _version(versions: dict[str, int], metric: str) -> int | None:
     return versions[max(owners, key=len)] if owners else None
 
 
+def _score_versions(record: dict) -> dict[str, int]:
+    return {k: v for k, v in compatibility(record).items() if k not in record["metric_versions"]}
+
+
 def newest_per_run(records: list[StoredRecord]) -> dict[tuple[str, str, str, int], dict]:
     """The newest record of each run, where a run has records of several metric versions."""
     newest_last = sorted(records, key=lambda s: (str(s.record["provenance"].get("created", "")), s.path))
@@ -147,6 +157,8 @@ def compare(entries: list[Entry], records: list[StoredRecord]) -> list[dict]:
             if current is None:
                 verdict = "missing"
             elif entry.metric_versions is not None and _version(entry.metric_versions, metric) != _version(record["metric_versions"], metric):
+                verdict = "STALE"
+            elif entry.score_versions is not None and entry.score_versions != _score_versions(record):
                 verdict = "STALE"
             else:
                 verdict = expected.verdict(current)
@@ -173,18 +185,32 @@ def failed(rows: list[dict]) -> bool:
     return any(r["verdict"] in FAILING for r in rows)
 
 
+MIN_SPREAD_SEEDS = 3
+
+
 def reference_from_records(records: list[StoredRecord], produced_by: str, abs_tol: float | None = None,
                            rel_tol: float | None = None, metrics: tuple[str, ...] = (),
-                           overrides: tuple[str, ...] = ()) -> tuple[dict, list[str]]:
+                           overrides: tuple[str, ...] = (), spread: float | None = None) -> tuple[dict, list[str]]:
     """A reference holding every record's metrics (only those under the `metrics` prefixes, if given).
 
+    With `spread` K, every run of a (model, dataset, tier) gets the same band, set by the seeds'
+    spread: their mean ± max(K · sample std, abs_tol), which needs at least 3 seeds per model.
     Returns the reference and the metrics left out because their family has no known direction.
     """
-    if (abs_tol is None) == (rel_tol is None) or (abs_tol if abs_tol is not None else rel_tol) < 0:
-        raise MMBenchError("give exactly one of --abs-tol, --rel-tol (a number >= 0)")
+    if spread is not None:
+        if spread <= 0 or rel_tol is not None or (abs_tol is not None and abs_tol < 0):
+            raise MMBenchError("--spread K needs K > 0 and at most --abs-tol (a floor on the band), not --rel-tol")
+    elif (abs_tol is None) == (rel_tol is None) or (abs_tol if abs_tol is not None else rel_tol) < 0:
+        raise MMBenchError("give exactly one of --abs-tol, --rel-tol (a number >= 0), or --spread K")
     tolerance = {"abs_tol": abs_tol} if abs_tol is not None else {"rel_tol": rel_tol}
+    runs = newest_per_run(records)
+    seeds: dict[tuple[str, str, str], list[dict]] = {}
+    for (model, dataset, tier, _), record in sorted(runs.items()):
+        seeds.setdefault((model, dataset, tier), []).append(record)
+    if spread is not None and (few := [k for k, v in seeds.items() if len(v) < MIN_SPREAD_SEEDS]):
+        raise MMBenchError(f"--spread needs at least {MIN_SPREAD_SEEDS} seeds per run; {'/'.join(few[0])} has {len(seeds[few[0]])}")
     entries, skipped = [], set()
-    for (model, dataset, tier, seed), record in sorted(newest_per_run(records).items()):
+    for (model, dataset, tier, seed), record in sorted(runs.items()):
         chosen = {}
         for name, value in sorted(record["metrics"].items()):
             if metrics and not any(name == m or name.startswith(m + "/") for m in metrics):
@@ -193,10 +219,20 @@ def reference_from_records(records: list[StoredRecord], produced_by: str, abs_to
             if direction is None:
                 skipped.add(name)
                 continue
-            chosen[name] = {"value": value, **tolerance, "higher_is_better": direction}
+            if spread is None:
+                chosen[name] = {"value": value, **tolerance, "higher_is_better": direction}
+                continue
+            values = [r["metrics"][name] for r in seeds[(model, dataset, tier)] if name in r["metrics"]]
+            if len(values) < MIN_SPREAD_SEEDS:
+                continue
+            mean = sum(values) / len(values)
+            std = math.sqrt(sum((v - mean) ** 2 for v in values) / (len(values) - 1))
+            chosen[name] = {"value": mean, "abs_tol": max(spread * std, abs_tol or 0.0), "higher_is_better": direction,
+                            "seed_values": values}
         if chosen:
             entries.append({"model": model, "dataset": dataset, "tier": tier, "seed": seed, "overrides": list(overrides),
-                            "metric_versions": record["metric_versions"], "metrics": chosen})
+                            "metric_versions": record["metric_versions"], "score_versions": _score_versions(record),
+                            "metrics": chosen})
     if not entries:
         raise MMBenchError("no result records with matching metrics to make a reference from")
     return {"schema": REFERENCE_SCHEMA, "produced_by": produced_by, "notes": NOTES, "entries": entries}, sorted(skipped)

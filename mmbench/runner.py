@@ -18,7 +18,7 @@ from mmbench.data.cache import default_data_root
 from mmbench.errors import ConfigError, MMBenchError
 from mmbench.evaluation import EvalContext, evaluate
 from mmbench.metrics.quality_gap import REFERENCE_MODEL, QualityGap, find_reference, quality_gap
-from mmbench.records import RESULT_FILE, SCHEMA_VERSION, provenance, read_record, write_record
+from mmbench.records import RESULT_FILE, SCHEMA_VERSION, provenance, read_record, score_versions, write_record
 from mmbench.registry import create_model, get_dataset
 from mmbench.samples import save_sample_grids
 from mmbench.training import CHECKPOINT, train
@@ -87,6 +87,7 @@ def run(request: RunRequest) -> dict:
         batch_size=config["train"]["batch_size"], lr=config["train"]["lr"], seed=request.seed, run_dir=run_dir,
         device=device, resume=request.resume, progress=request.progress,
         compile=config["train"]["compile"], precision=config["train"]["precision"],
+        warmup_steps=config["train"]["warmup_steps"],
     )
     record = {
         "schema_version": SCHEMA_VERSION,
@@ -97,6 +98,7 @@ def run(request: RunRequest) -> dict:
         "config": config,
         "metrics": {},
         "metric_versions": {},
+        "score_versions": score_versions(request.model, model.version, request.tier),
         "num_parameters": sum(p.numel() for p in model.parameters()),
         "timing": {"data_seconds": data_seconds, "train_seconds": trained.seconds},
         "train_history": trained.history,

@@ -16,7 +16,7 @@ from pathlib import Path
 
 import mmbench
 from mmbench.errors import MMBenchError
-from mmbench.records import RESULT_FILE, SCHEMA_VERSION, read_record
+from mmbench.records import RESULT_FILE, SCHEMA_VERSION, compatibility, read_record
 
 INDEX_FILE = ".index.sqlite"
 _INDEX_VERSION = 1
@@ -166,7 +166,7 @@ def latest_per_run(records: list[StoredRecord]) -> tuple[list[StoredRecord], lis
     """
     groups: dict[tuple, list[StoredRecord]] = {}
     for item in records:
-        key = (*item.run_key, json.dumps(item.record["metric_versions"], sort_keys=True))
+        key = (*item.run_key, json.dumps(compatibility(item.record), sort_keys=True))
         groups.setdefault(key, []).append(item)
     kept, dropped = [], []
     for key in sorted(groups):

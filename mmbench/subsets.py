@@ -60,14 +60,15 @@ def product_of_experts(
     mu: torch.Tensor,
     logvar: torch.Tensor,
     subsets: torch.Tensor,
-    prior_expert: bool = False,
+    prior_expert: bool | torch.Tensor = False,
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """Gaussian products of the experts selected by each subset, all subsets at once.
 
     Args:
         mu, logvar: (M, B, D) expert means and log-variances.
         subsets: (K, M) bool mask; row k selects the experts multiplied for subset k.
-        prior_expert: also multiply a standard-normal expert in (as the MVAE does).
+        prior_expert: also multiply a standard-normal expert in: True for every subset (as the
+            MVAE does), or a (K,) bool mask of the subsets that get one (MoPoE: the full set).
 
     Returns:
         (K, B, D) mean and log-variance of each product. The product of Gaussians has precision
@@ -78,28 +79,39 @@ def product_of_experts(
 
 @full_precision
 def product_of_experts_per_point(
-    mu: torch.Tensor, logvar: torch.Tensor, masks: torch.Tensor, prior_expert: bool = False
+    mu: torch.Tensor, logvar: torch.Tensor, masks: torch.Tensor, prior_expert: bool | torch.Tensor = False
 ) -> tuple[torch.Tensor, torch.Tensor]:
-    """The product of experts of one subset per data point: masks (B, M) -> (B, D) mean, logvar.
+    """The product of experts of one subset per data point: masks (B, M) -> (B, D) mean, logvar;
+    `prior_expert` as in `product_of_experts`, a mask over the B rows.
 
     What a sampled mixture component needs, without forming the products of all K subsets."""
     return _product("bm,mbd->bd", mu, logvar, masks, prior_expert)
 
 
-def _product(contraction: str, mu: torch.Tensor, logvar: torch.Tensor, masks: torch.Tensor, prior_expert: bool):
+def prior_precision(prior_expert: bool | torch.Tensor, rows: int, dims: int, like: torch.Tensor) -> torch.Tensor:
+    """The precision a standard-normal expert adds to each of `rows` products with `dims`
+    dimensions: a tensor of 1s and 0s shaped (rows, 1, ...), from a bool or a (rows,) mask."""
+    if isinstance(prior_expert, bool):
+        prior_expert = torch.full((rows,), prior_expert, device=like.device)
+    if prior_expert.shape != (rows,):
+        raise ValueError(f"prior_expert mask has shape {tuple(prior_expert.shape)}, expected ({rows},)")
+    return prior_expert.to(like.dtype).view(rows, *([1] * (dims - 1)))
+
+
+def _product(contraction: str, mu: torch.Tensor, logvar: torch.Tensor, masks: torch.Tensor, prior_expert: bool | torch.Tensor):
     """Precision-weighted product of the experts each mask row selects, rows given by `contraction`."""
     weights = masks.to(mu.dtype)
     precision = torch.exp(-logvar)
     total_precision = torch.einsum(contraction, weights, precision)
-    if prior_expert:
-        total_precision = total_precision + 1.0
+    total_precision = total_precision + prior_precision(prior_expert, len(masks), total_precision.dim(), mu)
     mean = torch.einsum(contraction, weights, precision * mu) / total_precision
     return mean, -torch.log(total_precision)
 
 
 @full_precision
 def mean_product_kl(
-    mu: torch.Tensor, logvar: torch.Tensor, subsets: torch.Tensor, prior_expert: bool = False, chunk: int = 16
+    mu: torch.Tensor, logvar: torch.Tensor, subsets: torch.Tensor, prior_expert: bool | torch.Tensor = False,
+    chunk: int = 16,
 ) -> torch.Tensor:
     """(1/K) sum_k KL(PoE_k || N(0, I)) per data point, shape (B,), for the K products of `subsets`.
 
@@ -109,29 +121,28 @@ def mean_product_kl(
     arithmetic, dominated the MoPoE step.
     """
     precision = torch.exp(-logvar)
-    return _MeanProductKL.apply(precision, precision * mu, subsets.to(mu.dtype), prior_expert, chunk)
+    prior = prior_precision(prior_expert, len(subsets), 3, precision)
+    return _MeanProductKL.apply(precision, precision * mu, subsets.to(mu.dtype), prior, chunk)
 
 
 class _MeanProductKL(torch.autograd.Function):
-    """KL_k = 1/2 sum_d (W^2/T^2 + 1/T - 1 + log T) with T = sum_m w_km P_m (+1 for a prior
-    expert) and W = sum_m w_km P_m mu_m; gradients dKL/dT = 1/2 (1/T - 1/T^2 - 2 W^2/T^3) and
+    """KL_k = 1/2 sum_d (W^2/T^2 + 1/T - 1 + log T) with T = sum_m w_km P_m + prior_k (1 where a
+    standard-normal expert joins product k, else 0) and W = sum_m w_km P_m mu_m; gradients dKL/dT = 1/2 (1/T - 1/T^2 - 2 W^2/T^3) and
     dKL/dW = W/T^2, mapped back to the experts by the transposed subset mask."""
 
     @staticmethod
-    def _chunks(precision, weighted, weights, prior_expert, chunk):
+    def _chunks(precision, weighted, weights, prior, chunk):
         for start in range(0, weights.shape[0], chunk):
             w = weights[start:start + chunk]
-            total = torch.einsum("km,mbd->kbd", w, precision)
-            if prior_expert:
-                total = total + 1.0
+            total = torch.einsum("km,mbd->kbd", w, precision) + prior[start:start + chunk]
             yield w, total, torch.einsum("km,mbd->kbd", w, weighted)
 
     @staticmethod
-    def forward(ctx, precision, weighted, weights, prior_expert, chunk):
-        ctx.save_for_backward(precision, weighted, weights)
-        ctx.options = (prior_expert, chunk)
+    def forward(ctx, precision, weighted, weights, prior, chunk):
+        ctx.save_for_backward(precision, weighted, weights, prior)
+        ctx.chunk = chunk
         kl = precision.new_zeros(precision.shape[1])
-        for _, total, mean_sum in _MeanProductKL._chunks(precision, weighted, weights, prior_expert, chunk):
+        for _, total, mean_sum in _MeanProductKL._chunks(precision, weighted, weights, prior, chunk):
             inverse = total.reciprocal()
             per_dim = (mean_sum * inverse).square() + inverse + total.log() - 1.0
             kl += per_dim.sum((0, 2))
@@ -139,10 +150,10 @@ class _MeanProductKL(torch.autograd.Function):
 
     @staticmethod
     def backward(ctx, grad_kl):
-        precision, weighted, weights = ctx.saved_tensors
+        precision, weighted, weights, prior = ctx.saved_tensors
         grad_precision, grad_weighted = torch.zeros_like(precision), torch.zeros_like(weighted)
         scale = (grad_kl / weights.shape[0]).view(1, -1, 1)
-        for w, total, mean_sum in _MeanProductKL._chunks(precision, weighted, weights, *ctx.options):
+        for w, total, mean_sum in _MeanProductKL._chunks(precision, weighted, weights, prior, ctx.chunk):
             inverse = total.reciprocal()
             mean = mean_sum * inverse
             grad_total = (0.5 * inverse * (1.0 - inverse - 2.0 * mean.square())) * scale

@@ -67,7 +67,9 @@ def sort_value(board: Board, model: str, column: str) -> float | str:
 
 
 def versions_text(board: Board) -> str:
-    return ", ".join(f"{name} v{version}" for name, version in sorted(board.metric_versions.items())) or "none"
+    """The board's metric, network and tier versions (each model's own version is in its records)."""
+    return ", ".join(f"{name} v{version}" for name, version in sorted(board.versions.items())
+                     if not name.startswith("model:")) or "none"
 
 
 def legend(board: Board) -> str:

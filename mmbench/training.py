@@ -11,6 +11,7 @@ import math
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Callable
 
 import torch
 from tqdm import tqdm
@@ -51,8 +52,16 @@ def train(
     progress: bool = True,
     compile: bool = False,
     precision: str = "fp32",
+    warmup_steps: int = 0,
+    on_step: Callable[[int], None] | None = None,
 ) -> TrainResult:
     """Train `model` on `data`, checkpointing to run_dir/checkpoint.pt after every epoch.
+
+    `warmup_steps` ramps the learning rate linearly from lr/warmup_steps to lr over the first
+    optimizer steps (a function of the step count alone, so a resumed run replays it exactly).
+    `on_step(step)` is called after every optimizer step with the number of steps taken so far
+    (the learning-curve benchmark scores the model there); it must leave the model in train mode
+    and must not draw from the global RNG, or the run would differ from one without it.
 
     `compile` runs the loss (forward and backward) under torch.compile; `precision="bf16"` runs
     it under bf16 autocast, weights, optimizer state and checkpoints staying fp32 (mostly a GPU
@@ -78,6 +87,10 @@ def train(
         total = 0.0
         bar = tqdm(range(steps), desc=f"epoch {epoch + 1}/{epochs}", disable=not progress, leave=False)
         for step in bar:
+            done = epoch * steps + step
+            if done < warmup_steps:
+                for group in optimizer.param_groups:
+                    group["lr"] = lr * (done + 1) / warmup_steps
             xs = [x.to(device, non_blocking=True) for x in data.batch(order[step * batch_size:(step + 1) * batch_size])]
             with torch.autocast(device.type, dtype=torch.bfloat16, enabled=precision == "bf16"):
                 loss = loss_fn(xs).float()
@@ -89,6 +102,11 @@ def train(
             optimizer.zero_grad(set_to_none=True)
             loss.backward()
             optimizer.step()
+            if done + 1 == warmup_steps:
+                for group in optimizer.param_groups:
+                    group["lr"] = lr
+            if on_step is not None:
+                on_step(done + 1)
             total += loss.item()
             bar.set_postfix(loss=f"{loss.item():.1f}")
         seconds += time.perf_counter() - began

@@ -83,7 +83,7 @@ def test_a_model_without_some_metric_still_shares_the_board(tmp_path):
                                 metric_versions={"coherence/conditional": 1, "coherence/unconditional": 1, "quality_gap": 1}))
     [board], _ = _boards(tmp_path)
     assert board.models == ["mopoe", "unimodal"]
-    assert board.metric_versions["quality_gap"] == 1
+    assert board.versions["quality_gap"] == 1
 
 
 def test_one_table_per_dataset_and_filters(tmp_path):
@@ -114,7 +114,7 @@ Ranked by mean conditional coherence (coherence/conditional, higher is better); 
 
 ## polymnist / quick
 
-Metric versions: coherence/conditional v1, coherence/unconditional v1. Higher is better: coh k=1, coh k=2, coh k=3, coh k=4, coh mean, coh uncond; lower is better: FID m0.
+Metric versions: coherence/conditional v1, coherence/unconditional v1, networks v1, tier:quick v1. Higher is better: coh k=1, coh k=2, coh k=3, coh k=4, coh mean, coh uncond; lower is better: FID m0.
 
 |   # | model          |       coh k=1 |       coh k=2 |       coh k=3 |       coh k=4 |      coh mean |    coh uncond |        FID m0 |   train s |   params |   seeds |
 |-----|----------------|---------------|---------------|---------------|---------------|---------------|---------------|---------------|-----------|----------|---------|

@@ -1,0 +1,150 @@
+"""Learning curves: how many optimizer steps (and seconds) until a model's scores leave chance.
+
+Trains one model with the harness's own training loop and, every `--every` steps, scores it with
+the harness's own `coherence` and `latent_probe` evaluators on the first `--test` test tuples:
+conditional coherence with one given modality (k=1) and its mean over subset sizes, the
+classifier feature distance of prior samples, and the linear probe from one modality. The global
+RNG is saved and restored around each scoring, so the trained weights equal those of a plain run.
+
+    python benchmarks/learning_curve.py --model mopoe --set latent_dim=32 --set beta=1 \\
+        --set batch_size=64 --steps 4000 --every 500 --label mopoe-b64 --out benchmarks/curves
+    python benchmarks/learning_curve.py --plot benchmarks/curves/*.json --out benchmarks/curves
+
+Each run writes <out>/<label>.json (the recipe and one row per scoring, with the training seconds
+spent so far); `--plot` draws coherence k=1 against steps and against training seconds for any
+number of runs (PNG and SVG). Tiers are chosen from these curves.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import tempfile
+import time
+from pathlib import Path
+
+import torch
+
+from mmbench.config import resolve_config
+from mmbench.data.cache import default_data_root
+from mmbench.evaluation import EvalContext, evaluate
+from mmbench.registry import create_model, get_dataset
+from mmbench.training import train
+
+HEADLINE = "coherence/conditional/k=1"
+
+
+def score(ctx: EvalContext) -> dict[str, float]:
+    """The curve's scores, from the harness's evaluators, leaving the global RNG untouched."""
+    state = torch.get_rng_state()
+    metrics = evaluate(ctx, ["coherence", "latent_probe"]).metrics
+    torch.set_rng_state(state)
+    ctx.model.train()
+    return {
+        HEADLINE: metrics[HEADLINE],
+        "coherence/conditional": metrics["coherence/conditional"],
+        "coherence/unconditional": metrics["coherence/unconditional"],
+        "feature_distance/mean": metrics["feature_distance/mean"],
+        "latent_probe/k=1": metrics["latent_probe/k=1"],
+    }
+
+
+def run_curve(args: argparse.Namespace) -> Path:
+    config = resolve_config(args.model, args.dataset, args.tier, list(args.set))
+    data_root = Path(args.data_root) if args.data_root else default_data_root()
+    dataset = get_dataset(args.dataset, data_root, **config["dataset"])
+    device = torch.device(args.device)
+    torch.manual_seed(args.seed)
+    model = create_model(args.model, dataset.spec, **config["model"])
+    options = {**config["eval"], "unconditional_samples": args.test, "probe_train_samples": args.test}
+    ctx = EvalContext(model=model, dataset=dataset, train=dataset.train, test=dataset.test.subset(slice(0, args.test)),
+                      options=options, seed=args.seed, device=device, data_root=data_root, progress=False)
+    ctx.classifiers()  # trained and cached before the clock starts
+    train_cfg = config["train"]
+    steps_per_epoch = -(-len(dataset.train) // train_cfg["batch_size"])
+    epochs = -(-args.steps // steps_per_epoch)
+    rows: list[dict] = []
+    out = Path(args.out) / f"{args.label}.json"
+    out.parent.mkdir(parents=True, exist_ok=True)
+    clock = {"began": time.perf_counter(), "scoring": 0.0}
+
+    def record(step: int) -> None:
+        if step % args.every and step != args.steps:
+            return
+        began = time.perf_counter()
+        row = {"step": step, "train_seconds": began - clock["began"] - clock["scoring"], **score(ctx)}
+        clock["scoring"] += time.perf_counter() - began
+        rows.append(row)
+        print(json.dumps(row), flush=True)
+        out.write_text(json.dumps({"label": args.label, "model": args.model, "dataset": args.dataset, "seed": args.seed,
+                                   "config": config, "test_tuples": args.test, "rows": rows}, indent=1))
+        if step >= args.steps:
+            raise _Done
+
+    with tempfile.TemporaryDirectory() as run_dir:
+        try:
+            train(model, dataset.train, epochs=epochs, batch_size=train_cfg["batch_size"], lr=train_cfg["lr"],
+                  seed=args.seed, run_dir=Path(run_dir), device=device, progress=False,
+                  warmup_steps=train_cfg["warmup_steps"], on_step=record)
+        except _Done:
+            pass
+    return out
+
+
+class _Done(Exception):
+    """Raised from the step hook to stop training at exactly --steps."""
+
+
+def plot(paths: list[Path], out: Path) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, axes = plt.subplots(1, 3, figsize=(16, 4.5))
+    for path in paths:
+        curve = json.loads(Path(path).read_text())
+        rows = curve["rows"]
+        steps = [r["step"] for r in rows]
+        minutes = [r["train_seconds"] / 60 for r in rows]
+        axes[0].plot(steps, [r[HEADLINE] for r in rows], marker="o", label=curve["label"])
+        axes[1].plot(minutes, [r[HEADLINE] for r in rows], marker="o", label=curve["label"])
+        axes[2].plot(steps, [r["latent_probe/k=1"] for r in rows], marker="o", label=curve["label"])
+    axes[0].set(xlabel="optimizer steps", ylabel="coherence, one given modality", title="coherence vs steps")
+    axes[1].set(xlabel="training minutes (2 CPU cores)", ylabel="coherence, one given modality", title="coherence vs time")
+    axes[2].set(xlabel="optimizer steps", ylabel="linear probe accuracy, one modality", title="latent probe vs steps")
+    for ax in axes:
+        ax.axhline(0.1, color="grey", linestyle=":", linewidth=1)
+        ax.grid(alpha=0.3)
+    axes[0].legend(fontsize=7)
+    fig.tight_layout()
+    out.mkdir(parents=True, exist_ok=True)
+    for suffix in ("png", "svg"):
+        fig.savefig(out / f"learning-curves.{suffix}", dpi=110)
+    print(f"wrote {out / 'learning-curves.png'} and .svg")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--model", default="mopoe")
+    parser.add_argument("--dataset", default="polymnist")
+    parser.add_argument("--tier", default="quick")
+    parser.add_argument("--set", action="append", default=[], help="config override, as in `mmbench run --set`")
+    parser.add_argument("--steps", type=int, default=4000)
+    parser.add_argument("--every", type=int, default=500)
+    parser.add_argument("--test", type=int, default=500, help="test tuples scored at each point")
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--device", default="cpu")
+    parser.add_argument("--data-root", default=None)
+    parser.add_argument("--label", default=None)
+    parser.add_argument("--out", default="benchmarks/curves")
+    parser.add_argument("--plot", nargs="+", type=Path, help="draw these curve files instead of training")
+    args = parser.parse_args()
+    if args.plot:
+        plot(args.plot, Path(args.out))
+        return
+    args.label = args.label or f"{args.model}-{args.dataset}-" + "-".join(s.replace("=", "") for s in args.set)
+    print(f"wrote {run_curve(args)}")
+
+
+if __name__ == "__main__":
+    main()
