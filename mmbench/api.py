@@ -23,6 +23,7 @@ from torch import nn
 from torch.distributions import Distribution, Independent, Normal
 
 from mmbench.data.base import DatasetSpec
+from mmbench.errors import PluginError
 
 
 class MultimodalVAE(nn.Module, ABC):
@@ -54,8 +55,14 @@ class MultimodalVAE(nn.Module, ABC):
         """Per-sample training objective to maximise, shape (B,)."""
 
     def loss(self, xs: Sequence[torch.Tensor]) -> torch.Tensor:
-        """Scalar to minimise: the negative mean objective."""
-        return -self.objective(xs).mean()
+        """Scalar to minimise: the negative mean objective. An objective that is not one value
+        per sample is refused here, so `run` never trains (and publishes) a misshapen one."""
+        objective = self.objective(xs)
+        batch = next(len(x) for x in xs if x is not None)
+        if not isinstance(objective, torch.Tensor) or tuple(objective.shape) != (batch,):
+            shape = tuple(objective.shape) if isinstance(objective, torch.Tensor) else type(objective).__name__
+            raise PluginError(f"{type(self).__name__}.objective returned shape {shape}; expected ({batch},), one value per sample")
+        return -objective.mean()
 
     def prior(self) -> Distribution:
         """p(z); a standard normal unless a model overrides it."""

@@ -93,18 +93,26 @@ class Evaluation(NamedTuple):
     seconds: dict[str, float]
 
 
-def evaluate(ctx: EvalContext, names: list[str] | None = None) -> Evaluation:
-    """Run the named evaluators (default: every applicable one)."""
+def chosen_evaluators(ctx: EvalContext, names: list[str] | None = None) -> list[Evaluator]:
+    """The evaluators `names` asks for (default: every applicable one); an unknown name, or a named
+    one that does not apply to this model, dataset and config, is a one-line ConfigError. The
+    runner calls this before training, so a typo never costs a training run."""
     unknown = set(names or []) - set(EVALUATORS)
     if unknown:
         raise ConfigError(f"unknown metric(s) {', '.join(sorted(unknown))} (known: {', '.join(sorted(EVALUATORS))})")
-    chosen = [EVALUATORS[n] for n in (names or EVALUATORS)]
+    chosen = []
+    for ev in [EVALUATORS[n] for n in (names or EVALUATORS)]:
+        if ev.applies(ctx):
+            chosen.append(ev)
+        elif names:
+            raise ConfigError(f"metric {ev.name!r} does not apply to dataset {ctx.dataset.spec.name!r} with this config")
+    return chosen
+
+
+def evaluate(ctx: EvalContext, names: list[str] | None = None) -> Evaluation:
+    """Run the named evaluators (default: every applicable one)."""
     result = Evaluation({}, {}, {})
-    for ev in chosen:
-        if not ev.applies(ctx):
-            if names:
-                raise ConfigError(f"metric {ev.name!r} does not apply to dataset {ctx.dataset.spec.name!r} with this config")
-            continue
+    for ev in chosen_evaluators(ctx, names):
         ctx.model.eval()
         torch.manual_seed(ctx.seed)
         began = time.perf_counter()

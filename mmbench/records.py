@@ -26,6 +26,7 @@ SCHEMA_VERSION = 1
 """Bumped when a field changes meaning or becomes required; optional additions (`metrics_stderr`:
 within-run standard error of a metric, >= 0, for metrics present in `metrics`) keep version 1."""
 RESULT_FILE = "result.json"
+MAX_INTEGER = 2**63 - 1
 
 _REQUIRED: dict[str, type | tuple[type, ...]] = {
     "schema_version": int,
@@ -112,10 +113,9 @@ def validate_record(record: Any, source: str | Path = "<record>") -> dict:
             raise MMBenchError(f"{source}: field {key!r} must not be empty")
     if record["tier"] not in TIERS:
         raise MMBenchError(f"{source}: field 'tier' = {record['tier']!r} is not a known tier ({', '.join(TIERS)})")
-    if record["seed"] < 0:
-        raise MMBenchError(f"{source}: field 'seed' = {record['seed']} must be >= 0")
-    if record["num_parameters"] < 0:
-        raise MMBenchError(f"{source}: field 'num_parameters' = {record['num_parameters']} must be >= 0")
+    for key in ("seed", "num_parameters"):  # bounded by what the index (SQLite INTEGER) stores
+        if not 0 <= record[key] <= MAX_INTEGER:
+            raise MMBenchError(f"{source}: field {key!r} = {record[key]} must be in [0, 2^63 - 1]")
     for field in ("metric_versions", "score_versions"):
         for name, version in (record.get(field) or {}).items():
             _check_type(version, int, source, f"{field}.{name}")
@@ -157,11 +157,28 @@ def write_record(run_dir: str | Path, record: dict) -> Path:
 
 
 def read_record(path: str | Path) -> dict:
+    """Read and validate one record file (see `parse_record`)."""
     path = Path(path)
     try:
-        record = json.loads(path.read_text())
+        data = path.read_bytes()
     except FileNotFoundError:
         raise MMBenchError(f"{path}: no such result record") from None
+    except OSError as exc:
+        raise MMBenchError(f"{path}: cannot be read ({exc.strerror})") from None
+    return parse_record(data, path)
+
+
+def parse_record(data: bytes, source: str | Path) -> dict:
+    """Parse and validate a record's bytes; whatever is wrong (not JSON, nested too deeply to
+    parse, text that is not valid UTF-8, bad fields) is a one-line MMBenchError naming `source`."""
+    path = source
+    try:
+        record = json.loads(data)
+        json.dumps(record, ensure_ascii=False).encode("utf-8")
     except (json.JSONDecodeError, UnicodeDecodeError) as exc:
         raise MMBenchError(f"{path}: not valid JSON ({exc})") from None
+    except RecursionError:
+        raise MMBenchError(f"{path}: JSON nested too deeply to be a result record") from None
+    except UnicodeEncodeError:
+        raise MMBenchError(f"{path}: holds text that is not valid UTF-8 (a lone surrogate escape)") from None
     return validate_record(record, path)

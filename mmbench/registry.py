@@ -46,8 +46,20 @@ class Registry:
         self._factories[name] = factory
 
     def _discover(self) -> dict[str, Any]:
+        """Entry points by name. Two packages declaring one name is an error naming both (which one
+        would win depends on sys.path order), reported as a broken name rather than resolved."""
         if self._entry_points is None:
-            self._entry_points = {ep.name: ep for ep in entry_points(group=self.group)}
+            found: dict[str, list[Any]] = {}
+            for ep in entry_points(group=self.group):
+                if ep.value not in [e.value for e in found.get(ep.name, [])]:
+                    found.setdefault(ep.name, []).append(ep)
+            self._entry_points = {}
+            for name, eps in found.items():
+                if len(eps) == 1:
+                    self._entry_points[name] = eps[0]
+                else:
+                    sources = " and ".join(f"{ep.value} ({_distribution(ep)})" for ep in eps)
+                    self.broken[name] = f"declared by two packages: {sources}; uninstall or rename one"
         return self._entry_points
 
     def _load(self, name: str) -> Callable | None:
@@ -56,7 +68,7 @@ class Registry:
             return None
         try:
             factory = ep.load()
-        except Exception as exc:  # any import failure of a plugin is reported, not raised raw
+        except (Exception, SystemExit) as exc:  # any import failure of a plugin, sys.exit() included, is reported
             reason = f"{type(exc).__name__}: {exc}".splitlines()[0]
             self.broken[name] = f"cannot import {ep.value} ({reason})"
             return None
@@ -85,6 +97,11 @@ class Registry:
             if name not in self._factories and name not in self.broken:
                 self._load(name)
         return sorted(self._factories)
+
+
+def _distribution(ep: Any) -> str:
+    dist = getattr(ep, "dist", None)
+    return f"package {dist.name}" if dist is not None else "unknown package"
 
 
 def _where(obj: Callable) -> str:

@@ -5,10 +5,13 @@ new `--out`, one with an unfinished run needs `--resume`, and resuming checks th
 """
 from __future__ import annotations
 
+import fcntl
 import json
 import time
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Iterator
 
 import torch
 
@@ -16,7 +19,7 @@ from mmbench.checkpoint import atomic_write_json
 from mmbench.config import resolve_config
 from mmbench.data.cache import default_data_root
 from mmbench.errors import ConfigError, MMBenchError
-from mmbench.evaluation import EvalContext, evaluate
+from mmbench.evaluation import EvalContext, chosen_evaluators, evaluate
 from mmbench.metrics.quality_gap import REFERENCE_MODEL, QualityGap, find_reference, quality_gap
 from mmbench.records import RESULT_FILE, SCHEMA_VERSION, provenance, read_record, score_versions, write_record
 from mmbench.registry import create_model, get_dataset
@@ -25,6 +28,35 @@ from mmbench.training import CHECKPOINT, train
 from mmbench.checkpoint import load_checkpoint
 
 CONFIG_FILE = "config.json"
+LOCK_FILE = ".lock"
+_HELD: set[Path] = set()
+
+
+@contextmanager
+def exclusive(run_dir: Path) -> Iterator[None]:
+    """Hold a lock on the run directory for as long as this process works in it, so a second `run`
+    (or sweep job) into the same --out is refused instead of silently overwriting the first one's
+    result; released when the process dies. Re-entrant within one process (a sweep job locks the
+    directory before it decides whether to run, and `run` locks it again)."""
+    run_dir = Path(run_dir).resolve()
+    if run_dir in _HELD:
+        yield
+        return
+    try:
+        run_dir.mkdir(parents=True, exist_ok=True)
+        handle = open(run_dir / LOCK_FILE, "w")
+    except OSError as exc:
+        raise MMBenchError(f"cannot use {run_dir} as a run directory ({exc.strerror})") from None
+    with handle:
+        try:
+            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            raise MMBenchError(f"{run_dir} is being written by another process; wait for it or choose another --out") from None
+        _HELD.add(run_dir)
+        try:
+            yield
+        finally:
+            _HELD.discard(run_dir)
 
 
 @dataclass
@@ -70,6 +102,11 @@ def plan(request: RunRequest) -> dict:
 
 def run(request: RunRequest) -> dict:
     """Execute a run and return its result record."""
+    with exclusive(request.run_dir()):
+        return _run(request)
+
+
+def _run(request: RunRequest) -> dict:
     config = plan(request)
     run_dir = request.run_dir()
     device = pick_device(request.device)
@@ -80,6 +117,8 @@ def run(request: RunRequest) -> dict:
 
     torch.manual_seed(request.seed)
     model = create_model(request.model, dataset.spec, **config["model"])
+    ctx = _context(config, request.seed, model, dataset, data_root, device, request.progress)
+    chosen_evaluators(ctx, _evaluator_names(config["eval"]["metrics"]))  # a metric typo fails before training
     run_dir.mkdir(parents=True, exist_ok=True)
     atomic_write_json(run_dir / CONFIG_FILE, config)
     trained = train(
@@ -103,31 +142,48 @@ def run(request: RunRequest) -> dict:
         "timing": {"data_seconds": data_seconds, "train_seconds": trained.seconds},
         "train_history": trained.history,
     }
-    return _score(record, model, dataset, run_dir, data_root, device, config["eval"]["metrics"], request.progress)
+    return _score(record, ctx, run_dir, config["eval"]["metrics"])
 
 
 def rescore(run_dir: Path, metrics: list[str] | None = None, data_root: Path | None = None, device: str = "auto", progress: bool = True) -> dict:
     """(Re)compute metrics of a finished run from its config and checkpoint; updates result.json."""
-    run_dir = Path(run_dir)
+    with exclusive(run_dir):
+        return _rescore(Path(run_dir), metrics, data_root, device, progress)
+
+
+def _rescore(run_dir: Path, metrics: list[str] | None, data_root: Path | None, device: str, progress: bool) -> dict:
     record = read_record(run_dir / RESULT_FILE)
     config = record["config"]
     data_root = Path(data_root) if data_root else default_data_root()
     dataset = get_dataset(record["dataset"], data_root, **config["dataset"])
     model = create_model(record["model"], dataset.spec, **config["model"])
     state = load_checkpoint(run_dir / CHECKPOINT)
-    model.load_state_dict(state["model"])
-    return _score(record, model, dataset, run_dir, data_root, pick_device(device), metrics, progress)
+    try:
+        model.load_state_dict(state["model"])
+    except (KeyError, TypeError, RuntimeError) as exc:
+        reason = (str(exc).strip().splitlines() or [""])[0][:160]
+        raise MMBenchError(f"checkpoint {run_dir / CHECKPOINT} does not fit the model its record describes ({type(exc).__name__}: {reason})") from None
+    ctx = _context(config, record["seed"], model, dataset, data_root, pick_device(device), progress)
+    return _score(record, ctx, run_dir, metrics)
 
 
-def _score(record: dict, model, dataset, run_dir: Path, data_root: Path, device: torch.device, metrics: list[str] | None, progress: bool) -> dict:
-    config, seed = record["config"], record["seed"]
-    model.to(device)
-    ctx = EvalContext(
+def _context(config: dict, seed: int, model, dataset, data_root: Path, device: torch.device, progress: bool) -> EvalContext:
+    return EvalContext(
         model=model, dataset=dataset, train=dataset.train, test=_limit(dataset.test, config["eval"]["max_test_samples"]),
         options=config["eval"], seed=seed, device=device, data_root=data_root, progress=progress,
     )
+
+
+def _evaluator_names(metrics: list[str] | None) -> list[str] | None:
+    """The evaluators a metrics list names (quality_gap is computed from records, not by one)."""
+    return None if metrics is None else [m for m in metrics if m != QualityGap.name]
+
+
+def _score(record: dict, ctx: EvalContext, run_dir: Path, metrics: list[str] | None) -> dict:
+    model, dataset, device, seed = ctx.model, ctx.dataset, ctx.device, ctx.seed
+    model.to(device)
     began = time.perf_counter()
-    evaluators = None if metrics is None else [m for m in metrics if m != QualityGap.name]
+    evaluators = _evaluator_names(metrics)
     scores, versions, seconds = evaluate(ctx, evaluators) if evaluators != [] else ({}, {}, {})
     record["timing"]["eval_seconds"] = time.perf_counter() - began
     record["timing"].update({f"eval_seconds/{name}": value for name, value in seconds.items()})

@@ -2,12 +2,15 @@
 
 The files are the truth: each run writes its own record atomically, so any number of processes
 can add records at once without losing one. `<results>/.index.sqlite` only caches what the files
-say, keyed by path, mtime, size and inode, and is brought up to date by `refresh()` inside one
+say, keyed by path and the sha256 of the file's bytes (a record edited in place with the same size
+and mtime is still noticed; records are small, so hashing them all is cheap), and is brought up
+to date by `refresh()` inside one
 `BEGIN IMMEDIATE` transaction, so concurrent refreshers queue instead of overwriting each other.
 A malformed record is kept in the index with its reason, reported, and left out of queries.
 """
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import sqlite3
@@ -16,16 +19,16 @@ from pathlib import Path
 
 import mmbench
 from mmbench.errors import MMBenchError
-from mmbench.records import RESULT_FILE, SCHEMA_VERSION, compatibility, read_record
+from mmbench.records import RESULT_FILE, SCHEMA_VERSION, compatibility, parse_record
 
 INDEX_FILE = ".index.sqlite"
-_INDEX_VERSION = 1
+_INDEX_VERSION = 2
 _FINGERPRINT = f"index={_INDEX_VERSION} schema={SCHEMA_VERSION} mmbench={mmbench.__version__}"
 _BUSY_TIMEOUT_MS = 120_000
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
 CREATE TABLE IF NOT EXISTS files (
-    path TEXT PRIMARY KEY, mtime_ns INTEGER NOT NULL, size INTEGER NOT NULL, inode INTEGER NOT NULL,
+    path TEXT PRIMARY KEY, digest TEXT NOT NULL,
     model TEXT, dataset TEXT, tier TEXT, seed INTEGER, record TEXT, error TEXT
 );
 CREATE INDEX IF NOT EXISTS files_by_board ON files (dataset, tier, model);
@@ -78,8 +81,7 @@ class ResultStore:
     def refresh(self) -> None:
         """Bring the index up to date with the files: read new and changed ones, drop vanished ones.
 
-        A file replaced while it is read keeps the stamp taken before the read, so the next refresh
-        reads it again. An index file that is not a database (e.g. truncated) is only a cache: it
+        An index file that is not a database (e.g. truncated) is only a cache: it
         is rebuilt.
         """
         try:
@@ -102,35 +104,39 @@ class ResultStore:
             if fingerprint is None or fingerprint[0] != _FINGERPRINT:
                 db.execute("DELETE FROM files")
                 db.execute("INSERT OR REPLACE INTO meta VALUES ('fingerprint', ?)", (_FINGERPRINT,))
-            indexed = {row[0]: tuple(row[1:]) for row in db.execute("SELECT path, mtime_ns, size, inode FROM files")}
+            indexed = dict(db.execute("SELECT path, digest FROM files"))
             present = self._scan()
             for path in indexed.keys() - present.keys():
                 db.execute("DELETE FROM files WHERE path = ?", (path,))
-            for path, stamp in present.items():
-                if indexed.get(path) != stamp:
-                    db.execute("INSERT OR REPLACE INTO files VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)", (path, *stamp, *self._read(path)))
+            for path, data in present.items():
+                digest = hashlib.sha256(data).hexdigest()
+                if indexed.get(path) != digest:
+                    db.execute("INSERT OR REPLACE INTO files VALUES (?, ?, ?, ?, ?, ?, ?, ?)", (path, digest, *self._parse(path, data)))
             db.execute("COMMIT")
         except BaseException:
             if db.in_transaction:
                 db.execute("ROLLBACK")
             raise
 
-    def _scan(self) -> dict[str, tuple[int, int, int]]:
+    def _scan(self) -> dict[str, bytes]:
+        """The bytes of every record file (an unreadable one as empty bytes: it is reported bad)."""
         found = {}
         for directory, subdirs, files in os.walk(self.root):
             subdirs[:] = [d for d in subdirs if not d.startswith(".")]
             if RESULT_FILE in files:
                 path = Path(directory) / RESULT_FILE
                 try:
-                    stat = path.stat()
+                    data = path.read_bytes()
                 except FileNotFoundError:
                     continue
-                found[path.relative_to(self.root).as_posix()] = (stat.st_mtime_ns, stat.st_size, stat.st_ino)
+                except OSError:
+                    data = b""
+                found[path.relative_to(self.root).as_posix()] = data
         return found
 
-    def _read(self, path: str) -> tuple:
+    def _parse(self, path: str, data: bytes) -> tuple:
         try:
-            r = read_record(self.root / path)
+            r = parse_record(data, self.root / path)
         except MMBenchError as exc:
             return None, None, None, None, None, str(exc)
         return r["model"], r["dataset"], r["tier"], r["seed"], json.dumps(r, sort_keys=True), None

@@ -11,7 +11,6 @@ requeued by submitit and resumes the same way.
 """
 from __future__ import annotations
 
-import fcntl
 import hashlib
 import itertools
 import json
@@ -19,11 +18,10 @@ import os
 import time
 import traceback
 from concurrent.futures import ProcessPoolExecutor, as_completed
-from contextlib import contextmanager
 from dataclasses import dataclass, field, fields, replace
 from multiprocessing import get_context
 from pathlib import Path
-from typing import Any, Callable, Iterator
+from typing import Any, Callable
 
 import submitit
 import torch
@@ -31,12 +29,11 @@ import torch
 from mmbench.config import TIERS
 from mmbench.errors import ConfigError, MMBenchError
 from mmbench.records import RESULT_FILE, read_record
-from mmbench.runner import CONFIG_FILE, RunRequest, plan, run
+from mmbench.runner import CONFIG_FILE, LOCK_FILE, RunRequest, exclusive, plan, run  # noqa: F401 (LOCK_FILE re-exported)
 
 EXECUTORS = ("local", "pool", "slurm")
 SUBMITIT_CLUSTERS = ("slurm", "local")
 SUBMITIT_FOLDER = ".submitit"  # a dot-directory, so the results store does not scan it
-LOCK_FILE = ".sweep.lock"
 _SPEC_KEYS = ("models", "datasets", "tiers", "seeds", "set", "results", "data_root", "device", "executor")
 _EXECUTOR_KEYS = ("name", "workers", "slurm")
 
@@ -270,7 +267,7 @@ def run_one(request: RunRequest, threads: int | None = None) -> Outcome:
     if threads:
         torch.set_num_threads(threads)
     try:
-        with _exclusive(request.out):
+        with exclusive(request.out):
             state = run_state(request.out)
             if state == "finished":
                 return Outcome(request.out.name, "skipped")
@@ -281,19 +278,6 @@ def run_one(request: RunRequest, threads: int | None = None) -> Outcome:
         traceback.print_exc()
         return Outcome(request.out.name, "failed", _one_line(exc), time.perf_counter() - began)
     return Outcome(request.out.name, "finished", None, time.perf_counter() - began)
-
-
-@contextmanager
-def _exclusive(run_dir: Path) -> Iterator[None]:
-    """Hold a lock on the run directory, so a second sweep over the same results (say, re-run while
-    the first one's jobs still run) never trains the same run twice; released when the process dies."""
-    run_dir.mkdir(parents=True, exist_ok=True)
-    with open(run_dir / LOCK_FILE, "w") as handle:
-        try:
-            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
-            raise MMBenchError(f"{run_dir} is being run by another process (a job of an earlier sweep?)") from None
-        yield
 
 
 class RunJob(submitit.helpers.Checkpointable):

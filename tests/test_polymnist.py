@@ -13,7 +13,8 @@ import torch
 from PIL import Image
 
 from mmbench.data import sources
-from mmbench.data.cache import default_data_root, load_or_build, save_atomic
+from mmbench.checkpoint import atomic_torch_save
+from mmbench.data.cache import default_data_root, load_or_build
 from mmbench.data.polymnist import (
     balanced_labels,
     build_split,
@@ -274,7 +275,7 @@ def test_cache_round_trip_and_corruption(tmp_path):
     assert [p.name for p in path.parent.iterdir()] == ["thing.pt"], "no temp files left behind"
 
     wrong = {"format": 1, "tensors": {"x": torch.zeros(3)}, "meta": {}, "checksum": "0" * 64}
-    save_atomic(path, wrong)
+    atomic_torch_save(path, wrong)
     with pytest.raises(DataError, match="checksum mismatch.*delete it"):
         load_or_build(path, build)
     path.write_bytes(b"not a torch file")

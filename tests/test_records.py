@@ -54,10 +54,11 @@ def test_nan_metric_is_rejected(tmp_path):
 
 @pytest.mark.parametrize("change, fragments", [
     ({"tier": "medium"}, ("'tier'", "medium")),
-    ({"seed": -1}, ("'seed'", ">= 0")),
+    ({"seed": -1}, ("'seed'", "[0, 2^63 - 1]")),
+    ({"seed": 10**20}, ("'seed'", "[0, 2^63 - 1]")),
     ({"seed": True}, ("'seed'", "int")),
     ({"seed": 1.0}, ("'seed'", "int")),
-    ({"num_parameters": -5}, ("'num_parameters'", ">= 0")),
+    ({"num_parameters": -5}, ("'num_parameters'", "[0, 2^63 - 1]")),
     ({"schema_version": 99}, ("'schema_version'", "99")),
     ({"schema_version": 0}, ("'schema_version'",)),
     ({"model": " "}, ("'model'", "empty")),

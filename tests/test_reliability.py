@@ -33,9 +33,9 @@ from mmbench.data.cache import load_verified
 from mmbench.errors import DataError, MMBenchError, TrainingError
 from mmbench.records import RESULT_FILE, read_record, write_record
 from mmbench.registry import MODELS, get_dataset
-from mmbench.runner import RunRequest, rescore, run
+from mmbench.runner import LOCK_FILE, RunRequest, rescore, run
 from mmbench.store import load_results
-from mmbench.training import CHECKPOINT, DIGEST
+from mmbench.training import CHECKPOINT
 from record_factory import make_record
 
 N_TRAIN, N_TEST = 256, 100
@@ -161,7 +161,7 @@ def test_nan_loss_stops_with_one_line_and_keeps_the_last_good_checkpoint(tmp_pat
     # call STEPS_PER_EPOCH + 3 is the first NaN: epoch 2, step 3
     one_line(caught.value, "non-finite loss", "epoch 2, step 3", str(out / CHECKPOINT))
     assert not (out / RESULT_FILE).exists()
-    assert sorted(p.name for p in out.iterdir()) == [CHECKPOINT, "config.json"]  # no temp files left
+    assert sorted(p.name for p in out.iterdir()) == [LOCK_FILE, CHECKPOINT, "config.json"]  # no temp files left
     state = load_checkpoint(out / CHECKPOINT)
     assert state["epoch"] == 1 and [h["epoch"] for h in state["history"]] == [1]
     assert_finite_state(state)
@@ -204,13 +204,12 @@ def _not_a_checkpoint(path: Path) -> None:
 
 def _missing_rng_state(path: Path) -> None:
     state = load_checkpoint(path)
-    del state["shuffle_rng"], state[DIGEST]
+    del state["shuffle_rng"]
     torch.save(state, path)
 
 
 def _wrong_model(path: Path) -> None:
     state = load_checkpoint(path)
-    del state[DIGEST]
     state["model"] = {"encoders.0.heads.mu.weight": torch.zeros(3, 3)}
     torch.save(state, path)
 
@@ -426,7 +425,7 @@ def test_a_crash_while_checkpointing_epoch_2_leaves_epoch_1_resumable(tmp_path, 
     with pytest.raises(OSError):
         run(request(out, data_root, model="mopoe", overrides=(*TINY, "train.epochs=2")))
     monkeypatch.setattr(torch, "save", real_save)
-    assert sorted(p.name for p in out.iterdir()) == [CHECKPOINT, "config.json"]
+    assert sorted(p.name for p in out.iterdir()) == [LOCK_FILE, CHECKPOINT, "config.json"]
     assert load_checkpoint(out / CHECKPOINT)["epoch"] == 1
     record = run(request(out, data_root, model="mopoe", overrides=(*TINY, "train.epochs=2"), resume=True))
     assert [h["epoch"] for h in record["train_history"]] == [1, 2]

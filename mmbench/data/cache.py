@@ -8,13 +8,13 @@ from __future__ import annotations
 
 import hashlib
 import os
-import tempfile
 import warnings
 from pathlib import Path
 from typing import Callable
 
 import torch
 
+from mmbench.checkpoint import atomic_torch_save
 from mmbench.errors import DataError
 
 CACHE_FORMAT = 1
@@ -41,22 +41,6 @@ def tensors_checksum(tensors: Tensors) -> str:
         digest.update(f"{name}{t.dtype}{tuple(t.shape)}".encode())
         digest.update(t.numpy().tobytes())
     return digest.hexdigest()
-
-
-def save_atomic(path: Path, payload: dict) -> None:
-    """torch.save to a temp file in the same folder, then os.replace: no reader sees half a file."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "wb") as f:
-            torch.save(payload, f)
-            f.flush()
-            os.fsync(f.fileno())
-        os.chmod(tmp, 0o644)  # mkstemp creates 0600; a shared data root must stay readable
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
 
 
 def load_verified(
@@ -101,7 +85,7 @@ def load_or_build(
     checksum = checksum_fn(tensors)
     try:
         payload = {"format": CACHE_FORMAT, "tensors": tensors, "meta": meta, "checksum": checksum}
-        save_atomic(path, payload)
+        atomic_torch_save(path, payload)
     except OSError as exc:  # a read-only data root costs a rebuild next time, not this run
         warnings.warn(f"could not cache {path}: {exc}", stacklevel=2)
     return tensors, meta, checksum

@@ -20,7 +20,9 @@ from mmbench.checkpoint import atomic_write_bytes, atomic_write_json
 from mmbench.data.base import MultimodalDataset, to_model_input
 from mmbench.errors import DataError
 
-RECIPE = {"version": 2, "epochs": 8, "batch_size": 128, "lr": 4e-3, "weight_decay": 1e-4, "seed": 0, "width": 24, "max_shift": 2}
+RECIPE = {"version": 3, "epochs": 3, "batch_size": 128, "lr": 4e-3, "weight_decay": 1e-4, "seed": 0, "width": 24, "max_shift": 2}
+"""Version 3: 3 epochs instead of 8, so that training the five PolyMNIST judges on a fresh data root
+takes about 3 minutes of the quick tier's 15 on 2 CPU cores instead of 8 (accuracy in the README)."""
 
 
 class ResidualBlock(nn.Module):

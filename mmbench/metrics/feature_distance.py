@@ -16,5 +16,5 @@ class ClassifierFeatureDistance(FrechetDistance):
     """Fréchet distance between test images and generated images in classifier features."""
 
     name: ClassVar[str] = "feature_distance"
-    version: ClassVar[int] = 1
+    version: ClassVar[int] = 2  # 2: features of classifier recipe v3
     higher_is_better: ClassVar[bool] = False

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import hashlib
 import os
-import tempfile
 from pathlib import Path
 from typing import ClassVar
 
@@ -18,6 +17,7 @@ import torch.nn.functional as F
 from PIL import Image
 from tqdm import tqdm
 
+from mmbench.checkpoint import atomic_torch_save
 from mmbench.data.base import to_model_input
 from mmbench.metrics.frechet import FeatureStatistics, FrechetDistance
 from mmbench.metrics.inception import load_fid_inception
@@ -122,7 +122,7 @@ def dataset_statistics(images: torch.Tensor, extractor: InceptionFeatures,
     """(mu, sigma) in float64 of `images`' features, cached in `cache_dir` when it is given.
 
     The file name hashes the images' content and `extractor.id`, so a changed dataset or
-    preprocessing never reuses stale statistics; writes are atomic (temp file + os.replace).
+    preprocessing never reuses stale statistics; writes are atomic (`atomic_torch_save`).
     """
     key = hashlib.sha256(f"{_content_digest(images)}:{extractor.id}".encode()).hexdigest()
     path = Path(cache_dir) / f"fid-stats-{key[:32]}.pt" if cache_dir is not None else None
@@ -135,13 +135,5 @@ def dataset_statistics(images: torch.Tensor, extractor: InceptionFeatures,
         stats.update(extractor(images[start:start + batch_size], batch_size))
     mu, sigma = stats.mean(), stats.cov()
     if path is not None:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(dir=path.parent, suffix=".tmp")
-        try:
-            with os.fdopen(fd, "wb") as f:
-                torch.save({"mu": mu, "sigma": sigma, "n": stats.n, "extractor": extractor.id}, f)
-            os.replace(tmp, path)
-        except BaseException:
-            os.unlink(tmp)
-            raise
+        atomic_torch_save(path, {"mu": mu, "sigma": sigma, "n": stats.n, "extractor": extractor.id})
     return mu, sigma
