@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import json
 import sys
+import traceback
 from pathlib import Path
 
 import click
@@ -182,6 +183,9 @@ cli.add_command(check_plugin)
 cli.add_command(sweep)
 
 
+EXIT_REGRESSION, EXIT_BAD_INPUT, EXIT_CRASH = 1, 2, 3
+
+
 def main() -> None:
     try:
         cli.main(standalone_mode=False)
@@ -193,10 +197,14 @@ def main() -> None:
         sys.exit(exc.exit_code)
     except MMBenchError as exc:
         click.echo(f"error: {exc}", err=True)
-        sys.exit(2)
+        sys.exit(EXIT_BAD_INPUT)
     except KeyboardInterrupt:
         click.echo("interrupted: finished epochs are checkpointed; rerun with --resume to continue", err=True)
         sys.exit(130)
+    except Exception:  # a bug in mmbench or a plugin: its own exit code, so CI never reads it as a regression
+        traceback.print_exc()
+        click.echo("error: mmbench crashed (the traceback above is a bug; please report it)", err=True)
+        sys.exit(EXIT_CRASH)
 
 
 if __name__ == "__main__":

@@ -96,7 +96,11 @@ def leaderboard(results: Path, dataset: str | None, tier: str | None, fmt: str, 
 def regress(reference: Path | None, results: Path | None, run_missing: bool, data_root: Path | None, device: str,
             write_reference: Path | None, abs_tol: float | None, rel_tol: float | None, spread: float | None, metrics: tuple[str, ...],
             overrides: tuple[str, ...], dataset: str | None, tier: str | None, strict: bool) -> None:
-    """Compare results with a reference file; exit 1 on any REGRESSION, missing or STALE value."""
+    """Compare results with a reference file; exit 1 on any REGRESSION, missing or STALE value.
+
+    Exit status: 0 all within their bands; 1 a regression (REGRESSION, missing or STALE); 2 bad input
+    (unreadable reference, bad option; bad records are skipped with a warning unless --strict);
+    3 a crash of mmbench itself."""
     from mmbench import regress as checks
 
     if (reference is None) == (write_reference is None):

@@ -110,7 +110,7 @@ def _board_section(board: Board) -> str:
     body = "\n".join(_row(board, model, keys) for model in board.models)
     return (
         f"<section>\n<h2>{escape(board.title)}</h2>\n"
-        f'<p class="meta">Metric versions: {escape(versions_text(board))}. {escape(legend(board))}</p>\n'
+        f'<p class="meta">Versions: {escape(versions_text(board))}. {escape(legend(board))}</p>\n'
         f'<div class="scroll"><table class="board">\n<thead><tr>{head}<th class="runs">runs</th></tr></thead>\n'
         f"<tbody>\n{body}\n</tbody>\n</table></div>\n</section>"
     )

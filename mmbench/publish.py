@@ -9,13 +9,14 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
+from urllib.parse import quote
 
 from mmbench.aggregate import Board, build_boards
 from mmbench.checkpoint import atomic_write_bytes
 from mmbench.html_page import render_page
 from mmbench.plots import Plot, board_plots
 from mmbench.store import BadRecord, load_results
-from mmbench.tables import format_boards
+from mmbench.tables import format_boards, markdown_escape
 
 PLOTS_DIR = "plots"
 
@@ -60,7 +61,8 @@ def readme(leaderboard: Leaderboard, command: str) -> str:
     parts = [f"# mmbench leaderboard\n\nGenerated from the result records by `{command}`; do not edit by hand.\n",
              format_boards(leaderboard.boards, "markdown")]
     if leaderboard.plots:
-        parts.append("## Plots\n\n" + "\n".join(f"![{p.title}]({PLOTS_DIR}/{p.name}.svg)\n" for p in leaderboard.plots))
+        parts.append("## Plots\n\n" + "\n".join(f"![{markdown_escape(p.title)}]({PLOTS_DIR}/{quote(p.name)}.svg)\n"
+                                                 for p in leaderboard.plots))
     if leaderboard.notes:
-        parts.append("## Notes\n\n" + "".join(f"- {n}\n" for n in leaderboard.notes))
+        parts.append("## Notes\n\n" + "".join(f"- {markdown_escape(n)}\n" for n in leaderboard.notes))
     return "\n".join(parts)

@@ -100,20 +100,27 @@ def format_boards(boards: list[Board], fmt: str) -> str:
 def _one_board(board: Board, fmt: str) -> str:
     align = ["right", "left", *["right"] * (len(headers(board)) - 2)]
     if fmt == "markdown":
-        table = tabulate(rows(board, _markdown_escape), list(map(_markdown_escape, headers(board))),
+        table = tabulate(rows(board, markdown_escape), list(map(markdown_escape, headers(board))),
                          tablefmt="github", colalign=align, disable_numparse=True)
-        about = " ".join(filter(None, [f"Metric versions: {_markdown_escape(versions_text(board))}.", legend(board)]))
-        return f"## {_markdown_escape(board.title)}\n\n{about}\n\n{table}\n"
+        about = " ".join(filter(None, [f"Versions: {versions_text(board)}.", legend(board)]))
+        return f"## {markdown_escape(board.title)}\n\n{markdown_escape(about)}\n\n{table}\n"
     table = tabulate(rows(board), headers(board), tablefmt=_TABLEFMT[fmt], colalign=align, disable_numparse=True)
     if fmt == "latex":
         for symbol, command in _LATEX_SYMBOLS.items():
             table = table.replace(symbol, command)
-        return f"% {board.title} (metric versions: {versions_text(board)})\n{table}\n"
+        return f"% {_one_line(board.title)} (versions: {_one_line(versions_text(board))})\n{table}\n"
     return f"{board.title}  (metric versions: {versions_text(board)})\n{legend(board)}\n\n{table}\n"
 
 
-def _markdown_escape(text: str) -> str:
-    return html.escape(text, quote=False).replace("|", "\\|")
+def markdown_escape(text: str) -> str:
+    """Text from a record made inert in markdown: no HTML, no table cell breaks, no link syntax."""
+    return html.escape(" ".join(text.splitlines()), quote=False).replace("|", "\\|").replace("[", "\\[").replace("]", "\\]")
+
+
+def _one_line(text: str) -> str:
+    """Record text for a LaTeX `%` comment: every line break (\\n, \\r, \\v, \\f, U+2028...) becomes a
+    space, so nothing can leave the comment."""
+    return " ".join(text.splitlines())
 
 
 def boards_csv(boards: list[Board]) -> str:

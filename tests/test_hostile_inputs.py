@@ -111,3 +111,44 @@ def test_an_objective_of_the_wrong_shape_is_refused_before_it_is_trained(image_s
     model.objective = lambda xs: torch.zeros(len(xs[0]), 2, requires_grad=True)
     with pytest.raises(PluginError, match=r"shape \(6, 2\)"):
         model.loss(image_batch)
+
+
+def test_markdown_and_latex_output_keep_record_text_inert(tmp_path):
+    from mmbench.aggregate import build_boards
+    from mmbench.publish import Leaderboard, readme
+    from mmbench.store import load_results as load
+    from mmbench.tables import format_boards
+
+    write(tmp_path, make_record("mvae", 0, dataset="poly\n\\immediate\\write18{rm -rf x}",
+                                metrics={"<script>alert(1)</script>": 1.0}))
+    records, _ = load(tmp_path)
+    boards = build_boards(records)
+    markdown = format_boards(boards, "markdown") + readme(Leaderboard(boards, [], ["<img src=x onerror=alert(1)>"], []), "cmd")
+    assert "<script>" not in markdown and "<img" not in markdown
+    latex = format_boards(boards, "latex")
+    assert not any(line.lstrip().startswith("\\immediate") for line in latex.splitlines())
+
+
+def _fake_distribution(site, name: str, entry_points: str, module: str | None = None, code: str = "") -> None:
+    info = site / f"{name}-1.0.dist-info"
+    info.mkdir(parents=True)
+    (info / "METADATA").write_text(f"Metadata-Version: 2.1\nName: {name}\nVersion: 1.0\n")
+    (info / "entry_points.txt").write_text(f"[mmbench.models]\n{entry_points}\n")
+    if module:
+        (site / f"{module}.py").write_text(code)
+
+
+def test_plugins_that_exit_or_clash_are_reported_not_obeyed(tmp_path, monkeypatch):
+    from mmbench.registry import Registry
+
+    _fake_distribution(tmp_path, "exiting_plugin", "exiting = exiting_plugin:factory", "exiting_plugin",
+                       "import sys\nsys.exit(7)\n")
+    _fake_distribution(tmp_path, "plugin_a", "twin = plugin_a:factory", "plugin_a", "def factory(spec): pass\n")
+    _fake_distribution(tmp_path, "plugin_b", "twin = plugin_b:factory", "plugin_b", "def factory(spec): pass\n")
+    monkeypatch.syspath_prepend(str(tmp_path))
+    registry = Registry("model", "mmbench.models")
+    names = registry.names()  # must not exit
+    assert "exiting" not in names and "SystemExit" in registry.broken["exiting"]
+    assert "twin" not in names and "plugin_a" in registry.broken["twin"] and "plugin_b" in registry.broken["twin"]
+    with pytest.raises(PluginError, match="declared by two packages"):
+        registry.get("twin")

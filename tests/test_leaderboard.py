@@ -114,7 +114,7 @@ Ranked by mean conditional coherence (coherence/conditional, higher is better); 
 
 ## polymnist / quick
 
-Metric versions: coherence/conditional v1, coherence/unconditional v1, networks v1, tier:quick v1. Higher is better: coh k=1, coh k=2, coh k=3, coh k=4, coh mean, coh uncond; lower is better: FID m0.
+Versions: coherence/conditional v1, coherence/unconditional v1, networks v1, tier:quick v1. Higher is better: coh k=1, coh k=2, coh k=3, coh k=4, coh mean, coh uncond; lower is better: FID m0.
 
 |   # | model          |       coh k=1 |       coh k=2 |       coh k=3 |       coh k=4 |      coh mean |    coh uncond |        FID m0 |   train s |   params |   seeds |
 |-----|----------------|---------------|---------------|---------------|---------------|---------------|---------------|---------------|-----------|----------|---------|
