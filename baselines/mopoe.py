@@ -1,5 +1,12 @@
 """MoPoE-VAE (Sutter et al., ICLR 2021): a uniform mixture over the products of experts of all
-2^M - 1 non-empty subsets of modalities."""
+2^M - 1 non-empty subsets of modalities.
+
+Reference: thomassutter/MoPoE (commit 477a441), `BaseMMVae` with `--method joint_elbo`; its loss
+is pinned by tests/test_golden_losses.py. Known deviation, which leaves the objective's
+expectation unchanged: the reference assigns the batch's data points to subsets in contiguous
+blocks (`mixture_component_selection`), mmbench draws one subset per data point at random. Both
+average the closed-form KL over all subsets (`calc_group_divergence_moe` there).
+"""
 from __future__ import annotations
 
 import torch

@@ -1,10 +1,11 @@
 """Learning curves: how many optimizer steps (and seconds) until a model's scores leave chance.
 
-Trains one model with the harness's own training loop and, every `--every` steps, scores it with
-the harness's own `coherence` and `latent_probe` evaluators on the first `--test` test tuples:
-conditional coherence with one given modality (k=1) and its mean over subset sizes, the
-classifier feature distance of prior samples, and the linear probe from one modality. The global
-RNG is saved and restored around each scoring, so the trained weights equal those of a plain run.
+Trains one model with the harness's own training loop and, every `--every` optimizer steps, scores
+it with `mmbench.evaluation.curve_point` (the harness's `coherence` and `latent_probe` evaluators
+on the first `--test` test tuples): conditional coherence with one given modality (k=1) and its
+mean over subset sizes, the classifier feature distance of prior samples, and the linear probe
+from one modality. The RNG is left as found, so the trained weights equal those of a plain run.
+(`mmbench run --set train.curve_every=N` records the same points every N epochs in a record.)
 
     python benchmarks/learning_curve.py --model mopoe --set latent_dim=32 --set beta=1 \\
         --set batch_size=64 --steps 4000 --every 500 --label mopoe-b64 --out benchmarks/curves
@@ -12,7 +13,8 @@ RNG is saved and restored around each scoring, so the trained weights equal thos
 
 Each run writes <out>/<label>.json (the recipe and one row per scoring, with the training seconds
 spent so far); `--plot` draws coherence k=1 against steps and against training seconds for any
-number of runs (PNG and SVG). Tiers are chosen from these curves.
+number of these files and of result.json records with curve points (PNG and SVG). Tiers are
+chosen from these curves.
 """
 from __future__ import annotations
 
@@ -26,26 +28,11 @@ import torch
 
 from mmbench.config import resolve_config
 from mmbench.data.cache import default_data_root
-from mmbench.evaluation import EvalContext, evaluate
+from mmbench.evaluation import EvalContext, curve_point
 from mmbench.registry import create_model, get_dataset
 from mmbench.training import train
 
 HEADLINE = "coherence/conditional/k=1"
-
-
-def score(ctx: EvalContext) -> dict[str, float]:
-    """The curve's scores, from the harness's evaluators, leaving the global RNG untouched."""
-    state = torch.get_rng_state()
-    metrics = evaluate(ctx, ["coherence", "latent_probe"]).metrics
-    torch.set_rng_state(state)
-    ctx.model.train()
-    return {
-        HEADLINE: metrics[HEADLINE],
-        "coherence/conditional": metrics["coherence/conditional"],
-        "coherence/unconditional": metrics["coherence/unconditional"],
-        "feature_distance/mean": metrics["feature_distance/mean"],
-        "latent_probe/k=1": metrics["latent_probe/k=1"],
-    }
 
 
 def run_curve(args: argparse.Namespace) -> Path:
@@ -55,9 +42,8 @@ def run_curve(args: argparse.Namespace) -> Path:
     device = torch.device(args.device)
     torch.manual_seed(args.seed)
     model = create_model(args.model, dataset.spec, **config["model"])
-    options = {**config["eval"], "unconditional_samples": args.test, "probe_train_samples": args.test}
-    ctx = EvalContext(model=model, dataset=dataset, train=dataset.train, test=dataset.test.subset(slice(0, args.test)),
-                      options=options, seed=args.seed, device=device, data_root=data_root, progress=False)
+    ctx = EvalContext(model=model, dataset=dataset, train=dataset.train, test=dataset.test, options=config["eval"],
+                      seed=args.seed, device=device, data_root=data_root, progress=False)
     ctx.classifiers()  # trained and cached before the clock starts
     train_cfg = config["train"]
     steps_per_epoch = -(-len(dataset.train) // train_cfg["batch_size"])
@@ -71,7 +57,7 @@ def run_curve(args: argparse.Namespace) -> Path:
         if step % args.every and step != args.steps:
             return
         began = time.perf_counter()
-        row = {"step": step, "train_seconds": began - clock["began"] - clock["scoring"], **score(ctx)}
+        row = {"step": step, "train_seconds": began - clock["began"] - clock["scoring"], **curve_point(ctx, args.test)}
         clock["scoring"] += time.perf_counter() - began
         rows.append(row)
         print(json.dumps(row), flush=True)
@@ -94,6 +80,15 @@ class _Done(Exception):
     """Raised from the step hook to stop training at exactly --steps."""
 
 
+def _curve(path: Path) -> dict:
+    """A curve file of this script, or a run's result.json with curve points in its train_history."""
+    data = json.loads(path.read_text())
+    if "rows" in data:
+        return data
+    rows = [{"train_seconds": r["seconds"], **r} for r in data["train_history"] if HEADLINE in r]
+    return {"label": f"{data['model']} {data['tier']} tier (seed {data['seed']})", "rows": rows}
+
+
 def plot(paths: list[Path], out: Path) -> None:
     import matplotlib
 
@@ -102,7 +97,7 @@ def plot(paths: list[Path], out: Path) -> None:
 
     fig, axes = plt.subplots(1, 3, figsize=(16, 4.5))
     for path in paths:
-        curve = json.loads(Path(path).read_text())
+        curve = _curve(Path(path))
         rows = curve["rows"]
         steps = [r["step"] for r in rows]
         minutes = [r["train_seconds"] / 60 for r in rows]

@@ -13,6 +13,7 @@ from pathlib import Path
 import click
 
 from mmbench import __version__
+from mmbench.config import TIERS
 from mmbench.errors import MMBenchError
 
 
@@ -49,7 +50,7 @@ def list_cmd(what: str) -> None:
 @cli.command()
 @click.option("--model", required=True, help="Registered model name (see `mmbench list models`).")
 @click.option("--dataset", required=True, help="Registered dataset name (see `mmbench list datasets`).")
-@click.option("--tier", type=click.Choice(["quick", "full"]), default="quick", show_default=True)
+@click.option("--tier", type=click.Choice(list(TIERS)), default="quick", show_default=True)
 @click.option("--seed", type=int, default=0, show_default=True)
 @click.option("--set", "overrides", multiple=True, metavar="KEY=VALUE", help="Override a config key, e.g. beta=1 or train.epochs=3.")
 @click.option("--out", type=click.Path(path_type=Path), help="Run directory [default: runs/MODEL-DATASET-TIER-seedN].")
@@ -94,7 +95,7 @@ def data() -> None:
 
 @data.command("build")
 @click.argument("name")
-@click.option("--tier", type=click.Choice(["quick", "full"]), default="quick", show_default=True)
+@click.option("--tier", type=click.Choice(list(TIERS)), default="quick", show_default=True)
 @click.option("--seed", type=int, default=0, show_default=True, help="Dataset (split) seed.")
 @click.option("--data-root", type=click.Path(path_type=Path), envvar="MMBENCH_DATA")
 def data_build(name, tier, seed, data_root) -> None:
@@ -108,7 +109,7 @@ def data_build(name, tier, seed, data_root) -> None:
 
 @data.command("verify")
 @click.argument("name")
-@click.option("--tier", type=click.Choice(["quick", "full"]), default="quick", show_default=True)
+@click.option("--tier", type=click.Choice(list(TIERS)), default="quick", show_default=True)
 @click.option("--seed", type=int, default=0, show_default=True)
 def data_verify(name, tier, seed) -> None:
     """Rebuild dataset NAME from scratch and compare its checksum with its dataset card."""
@@ -137,7 +138,7 @@ def reproduce() -> None:
 
 
 @reproduce.command("limitations")
-@click.option("--tier", type=click.Choice(["quick", "full"]), default="quick", show_default=True)
+@click.option("--tier", type=click.Choice(list(TIERS)), default="quick", show_default=True)
 @click.option("--seed", type=int, default=0, show_default=True)
 @click.option("--results", type=click.Path(path_type=Path), default=None, help="[default: runs/reproduce-limitations-TIER]")
 @click.option("--set", "overrides", multiple=True, metavar="KEY=VALUE", help="Extra override for every run.")

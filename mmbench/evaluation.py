@@ -7,7 +7,7 @@ generated images and the classifier's forward pass. Every evaluator is seeded by
 from __future__ import annotations
 
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Callable, NamedTuple
 
@@ -120,6 +120,23 @@ def evaluate(ctx: EvalContext, names: list[str] | None = None) -> Evaluation:
         result.seconds[ev.name] = time.perf_counter() - began
         result.versions.update({m.name: m.version for m in ev.metrics})
     return result
+
+
+CURVE_METRICS = ("coherence/conditional/k=1", "coherence/conditional", "feature_distance/mean", "latent_probe/k=1")
+"""What a learning-curve point records (those that apply to the dataset)."""
+
+
+def curve_point(ctx: EvalContext, samples: int) -> dict[str, float]:
+    """One learning-curve point during training: the coherence and latent-probe evaluators on the
+    first `samples` test tuples (and as many prior samples and probe training tuples), leaving the
+    random state and the model's train mode as they were, so the run trains exactly as without it."""
+    small = replace(ctx, test=ctx.test.subset(slice(0, samples)), progress=False,
+                    options={**ctx.options, "unconditional_samples": samples, "probe_train_samples": samples})
+    names = [name for name in ("coherence", "latent_probe") if EVALUATORS[name].applies(small)]
+    with torch.random.fork_rng(devices=[ctx.device] if ctx.device.type == "cuda" else []):
+        metrics = evaluate(small, names).metrics
+    ctx.model.train()
+    return {name: metrics[name] for name in CURVE_METRICS if name in metrics}
 
 
 @evaluator("coherence", (ConditionalCoherence, UnconditionalCoherence, ClassifierFeatureDistance), has_labelled_images)

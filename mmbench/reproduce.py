@@ -35,6 +35,7 @@ NAME = "reproduce-limitations"
 TIER_OVERRIDES = {
     "quick": ("train.epochs=3", "train.max_train_samples=5000", "eval.max_test_samples=500", "eval.unconditional_samples=500",
               'eval.metrics=["coherence"]'),
+    "cpu": (),
     "full": (),
 }
 SUBSAMPLING = ("mmvae", "mopoe")

@@ -19,7 +19,7 @@ from mmbench.checkpoint import atomic_write_json
 from mmbench.config import resolve_config
 from mmbench.data.cache import default_data_root
 from mmbench.errors import ConfigError, MMBenchError
-from mmbench.evaluation import EvalContext, chosen_evaluators, evaluate
+from mmbench.evaluation import EvalContext, chosen_evaluators, curve_point, evaluate
 from mmbench.metrics.quality_gap import REFERENCE_MODEL, QualityGap, find_reference, quality_gap
 from mmbench.records import RESULT_FILE, SCHEMA_VERSION, provenance, read_record, score_versions, write_record
 from mmbench.registry import create_model, get_dataset
@@ -126,7 +126,7 @@ def _run(request: RunRequest) -> dict:
         batch_size=config["train"]["batch_size"], lr=config["train"]["lr"], seed=request.seed, run_dir=run_dir,
         device=device, resume=request.resume, progress=request.progress,
         compile=config["train"]["compile"], precision=config["train"]["precision"],
-        warmup_steps=config["train"]["warmup_steps"],
+        warmup_steps=config["train"]["warmup_steps"], on_epoch=_curve(ctx, config),
     )
     record = {
         "schema_version": SCHEMA_VERSION,
@@ -172,6 +172,14 @@ def _context(config: dict, seed: int, model, dataset, data_root: Path, device: t
         model=model, dataset=dataset, train=dataset.train, test=_limit(dataset.test, config["eval"]["max_test_samples"]),
         options=config["eval"], seed=seed, device=device, data_root=data_root, progress=progress,
     )
+
+
+def _curve(ctx: EvalContext, config: dict):
+    """The epoch hook that scores learning-curve points, or None when train.curve_every is 0."""
+    every, last = config["train"]["curve_every"], config["train"]["epochs"]
+    if not every:
+        return None
+    return lambda epoch: curve_point(ctx, config["eval"]["curve_samples"]) if epoch % every == 0 or epoch == last else {}
 
 
 def _evaluator_names(metrics: list[str] | None) -> list[str] | None:

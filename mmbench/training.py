@@ -52,14 +52,17 @@ def train(
     precision: str = "fp32",
     warmup_steps: int = 0,
     on_step: Callable[[int], None] | None = None,
+    on_epoch: Callable[[int], dict] | None = None,
 ) -> TrainResult:
     """Train `model` on `data`, checkpointing to run_dir/checkpoint.pt after every epoch.
 
     `warmup_steps` ramps the learning rate linearly from lr/warmup_steps to lr over the first
     optimizer steps (a function of the step count alone, so a resumed run replays it exactly).
     `on_step(step)` is called after every optimizer step with the number of steps taken so far
-    (the learning-curve benchmark scores the model there); it must leave the model in train mode
-    and must not draw from the global RNG, or the run would differ from one without it.
+    (the learning-curve benchmark scores the model there); `on_epoch(epoch)` after every epoch,
+    its dict joining that epoch's history row, which the checkpoint keeps (so a learning curve
+    scored there survives --resume). Both must leave the model in train mode and the global RNG
+    as they found it, or the run would differ from one without them.
 
     `compile` runs the loss (forward and backward) under torch.compile; `precision="bf16"` runs
     it under bf16 autocast, weights, optimizer state and checkpoints staying fp32 (mostly a GPU
@@ -108,7 +111,8 @@ def train(
             total += loss.item()
             bar.set_postfix(loss=f"{loss.item():.1f}")
         seconds += time.perf_counter() - began
-        history.append({"epoch": epoch + 1, "loss": total / steps})
+        history.append({"epoch": epoch + 1, "step": (epoch + 1) * steps, "seconds": seconds, "loss": total / steps,
+                        **(on_epoch(epoch + 1) if on_epoch else {})})
         if progress:
             tqdm.write(f"epoch {epoch + 1}/{epochs}: loss {total / steps:.2f}")
         state = {
