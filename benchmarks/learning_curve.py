@@ -85,7 +85,9 @@ def _curve(path: Path) -> dict:
     data = json.loads(path.read_text())
     if "rows" in data:
         return data
-    rows = [{"train_seconds": r["seconds"], **r} for r in data["train_history"] if HEADLINE in r]
+    epochs, seconds = data["config"]["train"]["epochs"], data["timing"]["train_seconds"]
+    # history rows are deterministic (no clock); epochs take equal time, so spread the total evenly
+    rows = [{"train_seconds": seconds * r["epoch"] / epochs, **r} for r in data["train_history"] if HEADLINE in r]
     return {"label": f"{data['model']} {data['tier']} tier (seed {data['seed']})", "rows": rows}
 
 

@@ -81,8 +81,9 @@ def run_name(model: str, dataset: str = "polymnist", sets: tuple[str, ...] = ())
 
 
 def synthetic_sets(m: int) -> tuple[str, ...]:
-    """The synthetic runs score the discrepancy alone, whatever the tier's metric list."""
-    return (f"dataset.num_modalities={m}", 'eval.metrics=["discrepancy"]')
+    """The synthetic runs train on the whole set for 20 epochs and score the discrepancy alone,
+    whatever the tier's sample caps and metric list."""
+    return (f"dataset.num_modalities={m}", "train.epochs=20", "train.max_train_samples=null", 'eval.metrics=["discrepancy"]')
 
 
 def modality_sets(m: int) -> tuple[str, ...]:

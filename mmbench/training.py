@@ -111,7 +111,7 @@ def train(
             total += loss.item()
             bar.set_postfix(loss=f"{loss.item():.1f}")
         seconds += time.perf_counter() - began
-        history.append({"epoch": epoch + 1, "step": (epoch + 1) * steps, "seconds": seconds, "loss": total / steps,
+        history.append({"epoch": epoch + 1, "step": (epoch + 1) * steps, "loss": total / steps,
                         **(on_epoch(epoch + 1) if on_epoch else {})})
         if progress:
             tqdm.write(f"epoch {epoch + 1}/{epochs}: loss {total / steps:.2f}")

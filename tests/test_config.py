@@ -5,9 +5,15 @@ from mmbench.errors import ConfigError
 
 
 def test_defaults_come_from_factory_and_tier():
+    """The full tier keeps the factory's defaults; the quick tier's model recipe overrides them, and
+    only for the options a model has (mmvaeplus has no latent_dim)."""
+    assert resolve_config("mopoe", "polymnist", "full", [])["model"] == {"latent_dim": 512, "beta": 2.5}
     config = resolve_config("mopoe", "polymnist", "quick", [])
-    assert config["model"] == {"latent_dim": 512, "beta": 2.5}
-    assert config["dataset"]["tier"] == "quick" and config["train"]["batch_size"] == 256
+    assert config["model"] == {"latent_dim": 64, "beta": 1.0}
+    assert config["dataset"]["tier"] == "quick" and config["train"]["batch_size"] == 64
+    plus = resolve_config("mmvaeplus", "polymnist", "quick", [])["model"]
+    assert "latent_dim" not in plus and plus["beta"] == 1.0
+    assert resolve_config("mopoe", "polymnist", "quick", ["latent_dim=8"])["model"]["latent_dim"] == 8
 
 
 def test_overrides_bare_and_dotted_with_types():

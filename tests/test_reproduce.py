@@ -15,13 +15,15 @@ from mmbench import sweep
 from mmbench.cli import cli
 from mmbench.errors import ConfigError, MMBenchError
 from mmbench.records import write_record
-from mmbench.reproduce import COHERENCE, QUALITY, _spearman, claims, executor_settings, plan, report, run_name
+from mmbench.reproduce import (
+    COHERENCE, DELTA, DELTA_CLOSED, QUALITY, _spearman, claims, executor_settings, plan, report, run_name,
+)
 from mmbench.reproduce_figures import FOLDER, draw, write
 from mmbench.runner import CONFIG_FILE, plan as plan_config
 from mmbench.sweep import SlurmSettings
 from record_factory import make_record
 
-FIGURES = ("quality-gap", "gap-by-modalities", "tradeoff", "translated-coherence")
+FIGURES = ("quality-gap", "gap-by-modalities", "tradeoff", "translated-coherence", "synthetic-discrepancy")
 TRANSLATED = [run_name(model, "translated_polymnist") for model in ("mvae", "mmvae", "mopoe")]
 
 
@@ -33,14 +35,25 @@ def paper_coherence(model, m, beta, ds):
     return (0.3 if ds == "translated_polymnist" else 0.6) + 0.1 / beta
 
 
-def _scores(model: str, dataset: str, overrides: tuple[str, ...], quality=paper_quality, coherence=paper_coherence) -> dict:
-    sets = dict(s.split("=") for s in overrides)
+def paper_delta(model, m, joint_only):
+    """(estimate, closed form) of Δ on the synthetic set: M log 4 - ..., 5% above for the estimate."""
+    closed = (m - 1) * math.log(4) * (1.0 if model == "mmvae" else 0.6)
+    return (0.0, 0.0) if joint_only else (closed * 1.05, closed)
+
+
+def _scores(model: str, dataset: str, overrides: tuple[str, ...], quality=paper_quality, coherence=paper_coherence,
+            delta=paper_delta) -> dict:
+    sets = dict(s.split("=", 1) for s in overrides)
     m, beta = int(sets.get("dataset.num_modalities", 5)), float(sets.get("beta", 2.5))
+    if dataset == "synthetic":
+        estimate, closed = delta(model, m, sets.get("subsample") == "false")
+        return {DELTA: estimate, DELTA_CLOSED: closed}
     return {QUALITY: quality(model, m, beta, dataset, sets), COHERENCE: coherence(model, m, beta, dataset)}
 
 
-def _records(planned, quality=paper_quality, coherence=paper_coherence):
-    return {Path(p.request.out).name: {"metrics": _scores(p.request.model, p.request.dataset, p.request.overrides, quality, coherence)}
+def _records(planned, quality=paper_quality, coherence=paper_coherence, delta=paper_delta):
+    return {Path(p.request.out).name: {"metrics": _scores(p.request.model, p.request.dataset, p.request.overrides, quality,
+                                                          coherence, delta)}
             for p in planned}
 
 
@@ -51,14 +64,16 @@ def _bytes(folder: Path) -> dict[str, bytes]:
 def test_plan_has_each_run_once_and_quick_overrides():
     planned = plan("quick", Path("/tmp/x"))
     names = [Path(p.request.out).name for p in planned]
-    assert len(names) == len(set(names)) == 21
-    assert all("train.epochs=3" in p.request.overrides for p in planned)
+    assert len(names) == len(set(names)) == 28
+    assert all("train.epochs=3" in p.request.overrides for p in planned if p.request.dataset != "synthetic")
+    synthetic = [p for p in planned if p.request.dataset == "synthetic"]
+    assert len(synthetic) == 7 and all('eval.metrics=["discrepancy"]' in p.request.overrides for p in synthetic)
 
 
 def test_claims_supported_when_numbers_follow_the_paper():
     planned = plan("quick", Path("/tmp/x"))
     verdicts = [v for _, v, _ in claims(_records(planned))]
-    assert verdicts == ["supported"] * 4
+    assert verdicts == ["supported"] * 5
 
 
 def test_claims_not_supported_or_inconclusive():
@@ -68,15 +83,26 @@ def test_claims_not_supported_or_inconclusive():
     verdicts = [v for _, v, _ in claims(records)]
     assert verdicts[0] == "not supported" and verdicts[3] == "not supported"
     records.pop(Path(planned[0].request.out).name)  # the unimodal run failed
-    text = report(records, {"unimodal-polymnist": "boom"}, "quick", ["(figure)"] * 4)
+    text = report(records, {"unimodal-polymnist": "boom"}, "quick", ["(figure)"] * 5)
     assert "inconclusive" in text and "boom" in text
+
+
+@pytest.mark.parametrize("delta, why", [
+    (lambda model, m, joint: (0.0, 0.0) if joint else (1.5 * (m - 1), (m - 1)), "estimate 50% off"),
+    (lambda model, m, joint: (0.5, 0.0) if joint else (1.05 * (m - 1), (m - 1)), "joint-only MVAE far from 0"),
+    (lambda model, m, joint: (0.0, 0.0) if joint else (1.05 * (5 - m), 5 - m), "Δ shrinking with M"),
+])
+def test_the_synthetic_claim_fails_when_its_numbers_do_not_follow_the_theory(delta, why):
+    verdicts = [v for _, v, _ in claims(_records(plan("quick", Path("/tmp/x")), delta=delta))]
+    assert verdicts[4] == "not supported", why
 
 
 def test_claims_on_models_at_chance_coherence_are_inconclusive():
     planned = plan("quick", Path("/tmp/x"))
     at_chance = lambda model, m, beta, ds: 0.116 - 0.001 / beta  # the quick tier's untrained models
     verdicts = [v for _, v, _ in claims(_records(planned, coherence=at_chance))]
-    assert all(v.startswith("inconclusive") and "chance" in v for v in verdicts), verdicts
+    assert all(v.startswith("inconclusive") and "chance" in v for v in verdicts[:4]), verdicts
+    assert verdicts[4] == "supported"  # the synthetic claim reads no coherence
     one_trained = lambda model, m, beta, ds: paper_coherence(model, m, beta, ds) if model != "mvae" else 0.11
     verdicts = [v for _, v, _ in claims(_records(planned, coherence=one_trained))]
     assert verdicts[1:3] == ["supported"] * 2  # claims 2 and 3 compare only MMVAE and MoPoE runs
@@ -118,8 +144,8 @@ def test_a_missing_experiment_skips_its_figure_with_a_note(tmp_path):
     assert [d.name for d in drawn[:3]] == list(FIGURES[:3])
     assert isinstance(drawn[3], str) and all(name in drawn[3] for name in TRANSLATED)
     text = report(records, {}, "quick", write(drawn, tmp_path))
-    assert sorted(p.stem for p in (tmp_path / FOLDER).iterdir()) == sorted(FIGURES[:3] * 2)
-    claim4 = text.split("## 4.")[1]
+    assert sorted(p.stem for p in (tmp_path / FOLDER).iterdir()) == sorted((FIGURES[:3] + FIGURES[4:]) * 2)
+    claim4 = text.split("## 4.")[1].split("## 5.")[0]
     assert "inconclusive" in claim4 and drawn[3] in claim4 and "figures/" not in claim4
 
     nothing = draw({})
@@ -166,19 +192,19 @@ def test_cli_pool_executor_runs_only_unfinished_runs_and_resumes(tmp_path, monke
 
     first = CliRunner().invoke(cli, args)
     assert first.exit_code == 1, first.output
-    assert len(finished) == 5 and pools == [3] and f"running {21 - 5} run(s) in 3 worker process(es)" in first.output
+    assert len(finished) == 5 and pools == [3] and f"running {28 - 5} run(s) in 3 worker process(es)" in first.output
     assert sorted(ran) == sorted((name, name == started) for name in planned if name not in finished)
     assert f"failed {TRANSLATED[2]}: boom" in first.output
     text = (results / "REPORT.md").read_text()
-    assert text.count("**supported**") == 3 and f"- {TRANSLATED[2]}: boom" in text
-    assert sorted(p.stem for p in (results / FOLDER).iterdir()) == sorted(FIGURES[:3] * 2)
+    assert text.count("**supported**") == 4 and f"- {TRANSLATED[2]}: boom" in text
+    assert sorted(p.stem for p in (results / FOLDER).iterdir()) == sorted((FIGURES[:3] + FIGURES[4:]) * 2)
 
     ran.clear()
     broken.clear()
     again = CliRunner().invoke(cli, args)
     assert again.exit_code == 0, again.output
     assert ran == [(TRANSLATED[2], False)] and pools == [3, 1]
-    assert (results / "REPORT.md").read_text().count("**supported**") == 4
+    assert (results / "REPORT.md").read_text().count("**supported**") == 5
     figures = _bytes(results / FOLDER)
     assert sorted(figures) == sorted(f"{name}.{suffix}" for name in FIGURES for suffix in ("png", "svg"))
 

@@ -165,7 +165,7 @@ def test_a_run_never_raises_and_never_runs_twice(tmp_path):
     with open(request.out / LOCK_FILE, "w") as held:
         fcntl.flock(held, fcntl.LOCK_EX)
         outcome = run_one(request)
-    assert outcome.state == "failed" and "is being run by another process" in outcome.error
+    assert outcome.state == "failed" and "is being written by another process" in outcome.error
     (bad,) = expand(parse_spec(spec_dict(tmp_path, models=["nope"], seeds=[0]), "s"))
     outcome = run_one(bad)
     assert outcome.state == "failed" and "unknown model 'nope'" in outcome.error
