@@ -49,6 +49,20 @@ def atomic_write_json(path: str | Path, obj: Any) -> None:
     atomic_write_bytes(path, (json.dumps(obj, indent=2, sort_keys=True) + "\n").encode())
 
 
+def read_json(path: str | Path, what: str) -> Any:
+    """Parse a JSON side file the harness wrote (config, manifest, reference); a missing, truncated
+    or otherwise unreadable one is a one-line MMBenchError naming `what` it is and where."""
+    path = Path(path)
+    try:
+        return json.loads(path.read_bytes())
+    except FileNotFoundError:
+        raise MMBenchError(f"{path}: no such {what}") from None
+    except (json.JSONDecodeError, UnicodeDecodeError, RecursionError) as exc:
+        raise MMBenchError(f"{path}: the {what} is not valid JSON (truncated?): {str(exc)[:120]}") from None
+    except OSError as exc:
+        raise MMBenchError(f"{path}: cannot read the {what} ({exc.strerror})") from None
+
+
 def atomic_torch_save(path: str | Path, obj: Any) -> None:
     """torch.save `obj` to `path` through `atomic_write_bytes`."""
     buffer = io.BytesIO()

@@ -22,7 +22,6 @@ must be regenerated); both fail like a regression.
 """
 from __future__ import annotations
 
-import json
 import math
 from dataclasses import dataclass
 from pathlib import Path
@@ -30,6 +29,7 @@ from typing import Any
 
 from tabulate import tabulate
 
+from mmbench.checkpoint import read_json
 from mmbench.errors import MMBenchError
 from mmbench.metric_families import higher_is_better
 from mmbench.records import compatibility
@@ -82,12 +82,7 @@ class Entry:
 def load_reference(path: str | Path) -> list[Entry]:
     """Parse and check a reference file; errors name the file and the offending field."""
     path = Path(path)
-    try:
-        data = json.loads(path.read_text())
-    except FileNotFoundError:
-        raise MMBenchError(f"{path}: no such reference file") from None
-    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
-        raise MMBenchError(f"{path}: not valid JSON ({exc})") from None
+    data = read_json(path, "reference file")
     if not isinstance(data, dict) or data.get("schema") != REFERENCE_SCHEMA:
         raise MMBenchError(f"{path}: field 'schema' must be {REFERENCE_SCHEMA}")
     if not isinstance(data.get("entries"), list):

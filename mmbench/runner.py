@@ -15,7 +15,7 @@ from typing import Iterator
 
 import torch
 
-from mmbench.checkpoint import atomic_write_json
+from mmbench.checkpoint import atomic_write_json, read_json
 from mmbench.config import resolve_config
 from mmbench.data.cache import default_data_root
 from mmbench.errors import ConfigError, MMBenchError
@@ -94,7 +94,7 @@ def plan(request: RunRequest) -> dict:
     if (run_dir / CONFIG_FILE).exists():
         if not request.resume:
             raise MMBenchError(f"{run_dir} holds an unfinished run; add --resume to continue it or choose another --out")
-        previous = json.loads((run_dir / CONFIG_FILE).read_text())
+        previous = read_json(run_dir / CONFIG_FILE, "run config")
         if previous != json.loads(json.dumps(config)):
             raise MMBenchError(f"--resume: the config differs from the one {run_dir} was started with ({run_dir / CONFIG_FILE})")
     return config

@@ -152,3 +152,18 @@ def test_plugins_that_exit_or_clash_are_reported_not_obeyed(tmp_path, monkeypatc
     assert "twin" not in names and "plugin_a" in registry.broken["twin"] and "plugin_b" in registry.broken["twin"]
     with pytest.raises(PluginError, match="declared by two packages"):
         registry.get("twin")
+
+
+def test_truncated_side_files_are_one_line_errors(tmp_path):
+    """A truncated config.json on --resume and a truncated reference file name the file."""
+    from mmbench.regress import load_reference
+    from mmbench.runner import CONFIG_FILE, RunRequest, plan
+
+    out = tmp_path / "run"
+    out.mkdir()
+    (out / CONFIG_FILE).write_text('{"model": {"latent_dim": 6')
+    with pytest.raises(MMBenchError, match="run config is not valid JSON"):
+        plan(RunRequest("mopoe", "polymnist", out=out, resume=True))
+    (tmp_path / "ref.json").write_text('{"schema": 1, "entr')
+    with pytest.raises(MMBenchError, match="reference file is not valid JSON"):
+        load_reference(tmp_path / "ref.json")

@@ -27,7 +27,6 @@ from __future__ import annotations
 
 import hashlib
 import io
-import json
 from pathlib import Path
 
 import torch
@@ -35,7 +34,7 @@ from torch.nn import functional as F
 from tqdm import tqdm
 
 from mmbench.api import MultimodalVAE
-from mmbench.checkpoint import atomic_write_bytes, atomic_write_json
+from mmbench.checkpoint import atomic_write_bytes, atomic_write_json, read_json
 from mmbench.data.base import MultimodalDataset, MultimodalSplit, to_model_input
 from mmbench.data.cache import resolve_data_root
 from mmbench.data.cub import SPECIAL_TOKENS
@@ -173,7 +172,7 @@ def load_or_fit_cca(dataset: MultimodalDataset, data_root: str | Path | None = N
             "sha256": hashlib.sha256(payload).hexdigest(),
             "train_correlations": correlations,
         })
-    manifest = json.loads(manifest_path.read_text())
+    manifest = read_json(manifest_path, "CCA manifest")
     path = folder / manifest["file"]
     payload = path.read_bytes() if path.exists() else b""
     if hashlib.sha256(payload).hexdigest() != manifest["sha256"]:

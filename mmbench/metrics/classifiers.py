@@ -9,14 +9,13 @@ from __future__ import annotations
 
 import hashlib
 import io
-import json
 from pathlib import Path
 
 import torch
 from torch import nn
 from tqdm import tqdm
 
-from mmbench.checkpoint import atomic_write_bytes, atomic_write_json
+from mmbench.checkpoint import atomic_write_bytes, atomic_write_json, read_json
 from mmbench.data.base import MultimodalDataset, to_model_input
 from mmbench.errors import DataError
 
@@ -92,7 +91,7 @@ def load_or_train_classifiers(
             if progress:
                 tqdm.write(f"training coherence classifier m{m} for {dataset.spec.name} (once; saved to {folder})")
             _train(dataset, m, folder, stem, device, progress)
-        entry = json.loads((folder / f"{stem}.json").read_text())
+        entry = read_json(folder / f"{stem}.json", "classifier manifest")
         path = folder / entry["file"]
         payload = path.read_bytes() if path.exists() else b""
         if hashlib.sha256(payload).hexdigest() != entry["sha256"]:
