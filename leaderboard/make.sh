@@ -5,7 +5,7 @@
 # SEEDS choose what to run). The CI gate: every baseline on the synthetic set (quick tier cut to
 # 3 epochs, seeds 0-2, under a minute each; records in leaderboard/gate, not on the board), where
 # models learn in seconds and a broken one lands far outside the bands; each band is the mean over
-# the 3 seeds +- max(4 std, 0.02) (`regress --spread`).
+# the 3 seeds +- max(4 std, 0.05) (`regress --spread`).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 baselines="unimodal mvae mmvae mopoe mmvaeplus"
@@ -24,5 +24,5 @@ for seed in ${SEEDS:-0}; do
   done
 done
 mmbench leaderboard --results leaderboard/records --render leaderboard/
-mmbench regress --results leaderboard/gate --write-reference leaderboard/reference-quick.json --spread 4 --abs-tol 0.02 \
+mmbench regress --results leaderboard/gate --write-reference leaderboard/reference-quick.json --spread 4 --abs-tol 0.05 \
   --metric latent_probe --metric likelihood "${gate_sets[@]}"
