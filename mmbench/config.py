@@ -39,9 +39,9 @@ TIERS: dict[str, dict[str, dict[str, Any]]] = {
     # minutes on 2 CPU cores. Too few steps for PolyMNIST's shared digit (coherence leaves chance
     # after ~3,000 steps), enough for the synthetic set, where the CI gate runs.
     "quick": _offline_tier(epochs=15, curve_every=0),
-    # 80 epochs (12,560 steps), about an hour per model on 2 CPU cores: long enough for MoPoE to
+    # 60 epochs (9,420 steps), about 40 minutes per model on 2 CPU cores: long enough for MoPoE to
     # encode the shared digit; a learning-curve point every 10 epochs.
-    "cpu": _offline_tier(epochs=80, curve_every=10),
+    "cpu": _offline_tier(epochs=60, curve_every=10),
     # The paper's settings (60k/10k PolyMNIST, 300 epochs, batch 256), meant for a GPU.
     "full": {
         "model": {},
