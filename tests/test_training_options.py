@@ -72,3 +72,16 @@ def test_compile_option_trains_through_the_compiled_loss(tmp_path, monkeypatch):
     assert compiled == [model.loss] and calls == [32, 32, 32, 32]
     _, eager, _ = _train(tmp_path, "eager")
     assert result.history == eager.history
+
+
+def test_warmup_ramps_the_learning_rate_and_epoch_hooks_join_the_history(tmp_path):
+    """With warm-up the first steps move the weights less (lr/N, 2 lr/N, ...); after it, training
+    runs at the full rate. An on_epoch dict lands in that epoch's history row."""
+    torch.manual_seed(0)  # as _train does: the same initial weights
+    before = torch.cat([p.detach().flatten() for p in create_model("mopoe", SPEC, latent_dim=16).parameters()])
+    moved = {}
+    for warmup in (0, 1000):
+        model, result, _ = _train(tmp_path, f"warmup{warmup}", warmup_steps=warmup, on_epoch=lambda e: {"marker": e})
+        moved[warmup] = (torch.cat([p.detach().flatten() for p in model.parameters()]) - before).abs().sum().item()
+        assert [h["marker"] for h in result.history] == [1, 2] and [h["step"] for h in result.history] == [2, 4]
+    assert moved[1000] < 0.1 * moved[0]
