@@ -254,3 +254,14 @@ def test_render_writes_reproducible_artefacts(tmp_path):
     assert GOLDEN_MARKDOWN in readme and "(plots/polymnist-quick-tradeoff.svg)" in readme
     assert (site / "index.html").read_text().startswith("<!DOCTYPE html>")
     assert {p.suffix for p in (site / "plots").iterdir()} == {".svg", ".png"}
+
+
+def test_records_of_other_networks_never_share_a_board(tmp_path):
+    from mmbench.aggregate import build_boards
+    from mmbench.store import load_results
+
+    write(tmp_path, make_record("mvae", 0, coherence=0.6), "old")  # no score versions: networks v1
+    write(tmp_path, make_record("mvae", 1, coherence=0.2, score_versions={"networks": 2, "tier:quick": 1, "model:mvae": 1}), "new")
+    boards = build_boards(load_results(tmp_path)[0])
+    assert len(boards) == 2 and sorted(b.versions["networks"] for b in boards) == [1, 2]
+    assert all(int(b.seeds["mvae"]) == 1 for b in boards)

@@ -186,3 +186,34 @@ def test_the_committed_gate_passes_the_baseline_and_fails_a_broken_one(tmp_path,
     assert outcome.exit_code == (0 if passes else 1), outcome.output
     verdicts = [line.split()[-1] for line in outcome.output.splitlines() if line.startswith(model + " ")]
     assert verdicts and (set(verdicts) <= {"ok", "improved"} if passes else "REGRESSION" in verdicts), outcome.output
+
+
+def test_spread_bands_are_the_seeds_mean_plus_minus_k_std_with_a_floor(tmp_path):
+    import statistics
+
+    results = tmp_path / "results"
+    values = [0.50, 0.56, 0.62]
+    for seed, value in enumerate(values):
+        write(results, make_record("mvae", seed, coherence=value), f"mvae-{seed}")
+    out = tmp_path / "ref.json"
+    made = CliRunner().invoke(regress, ["--write-reference", str(out), "--results", str(results), "--spread", "4",
+                                        "--abs-tol", "0.01", "--metric", "coherence/unconditional"])
+    assert made.exit_code == 0, made.output
+    entries = json.loads(out.read_text())["entries"]
+    spec = entries[0]["metrics"]["coherence/unconditional"]
+    halves = [v / 2 for v in values]  # make_record's unconditional coherence
+    assert [e["seed"] for e in entries] == [0, 1, 2] and all(e["metrics"]["coherence/unconditional"] == spec for e in entries)
+    assert spec["value"] == pytest.approx(statistics.mean(halves)) and spec["abs_tol"] == pytest.approx(4 * statistics.stdev(halves))
+    (results / "mvae-2" / "result.json").unlink()
+    with pytest.raises(MMBenchError, match="at least 3 seeds"):
+        raise CliRunner().invoke(regress, ["--write-reference", str(out), "--results", str(results), "--spread", "4"]).exception
+
+
+def test_a_record_of_other_networks_or_tier_recipe_is_stale(results, tmp_path):
+    current = {"networks": 1, "tier:quick": 1, "model:mvae": 1}  # what make_record's records count as
+    ok = _reference(tmp_path, [_entry({"coherence/unconditional": {"value": 0.3, "abs_tol": 0.01}}, score_versions=current)])
+    assert _check(results, ok).exit_code == 0
+    newer = _reference(tmp_path, [_entry({"coherence/unconditional": {"value": 0.3, "abs_tol": 0.01}},
+                                         score_versions={**current, "networks": 2})])
+    stale = _check(results, newer)
+    assert stale.exit_code == 1 and "STALE" in stale.output
