@@ -171,14 +171,13 @@ def read_record(path: str | Path) -> dict:
 def parse_record(data: bytes, source: str | Path) -> dict:
     """Parse and validate a record's bytes; whatever is wrong (not JSON, nested too deeply to
     parse, text that is not valid UTF-8, bad fields) is a one-line MMBenchError naming `source`."""
-    path = source
     try:
         record = json.loads(data)
         json.dumps(record, ensure_ascii=False).encode("utf-8")
     except (json.JSONDecodeError, UnicodeDecodeError) as exc:
-        raise MMBenchError(f"{path}: not valid JSON ({exc})") from None
+        raise MMBenchError(f"{source}: not valid JSON ({exc})") from None
     except RecursionError:
-        raise MMBenchError(f"{path}: JSON nested too deeply to be a result record") from None
+        raise MMBenchError(f"{source}: JSON nested too deeply to be a result record") from None
     except UnicodeEncodeError:
-        raise MMBenchError(f"{path}: holds text that is not valid UTF-8 (a lone surrogate escape)") from None
-    return validate_record(record, path)
+        raise MMBenchError(f"{source}: holds text that is not valid UTF-8 (a lone surrogate escape)") from None
+    return validate_record(record, source)
