@@ -11,17 +11,15 @@ import math
 import torch
 from torch.distributions import Categorical, Independent, MixtureSameFamily, Normal
 
-from baselines.experts import ExpertsVAE
-from mmbench import DatasetSpec, register_model
-from mmbench.errors import ConfigError
+from mmbench import ConfigError, DatasetSpec, ExpertsVAE, register_model
 from mmbench.objectives import (
     kl_standard_normal,
     log_mixture_density,
     log_standard_normal,
     mixture_elbo,
     reparameterize,
+    unimodal_subsets,
 )
-from mmbench.subsets import unimodal_subsets
 
 OBJECTIVES = ("elbo", "iwae", "dreg")
 

@@ -31,9 +31,7 @@ import torch
 from torch import nn
 from torch.distributions import Categorical, Independent, MixtureSameFamily, Normal
 
-from mmbench import DatasetSpec, MultimodalVAE, register_model
-from mmbench.errors import ConfigError
-from mmbench.networks import build_decoder, build_encoder
+from mmbench import ConfigError, DatasetSpec, MultimodalVAE, build_decoder, build_encoder, register_model
 from mmbench.objectives import (
     kl_standard_normal,
     log_mixture_density,
@@ -70,7 +68,7 @@ class MMVAEPlus(MultimodalVAE):
         self.objective_name = objective
         self.k = k
         # Two standard encoders per modality (as the paper's separate z and w branches), so the
-        # networks stay those of mmbench.networks and comparisons differ only in the model.
+        # networks stay those of mmbench.nn and comparisons differ only in the model.
         self.shared_encoders = nn.ModuleList(build_encoder(m, shared_dim) for m in spec.modalities)
         self.private_encoders = nn.ModuleList(build_encoder(m, private_dim) for m in spec.modalities)
         self.decoders = nn.ModuleList(build_decoder(m, shared_dim + private_dim) for m in spec.modalities)

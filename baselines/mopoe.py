@@ -12,10 +12,14 @@ from __future__ import annotations
 import torch
 from torch.distributions import Independent, Normal
 
-from baselines.experts import ExpertsVAE
-from mmbench import DatasetSpec, register_model
-from mmbench.objectives import reparameterize
-from mmbench.subsets import all_subsets, mean_product_kl, product_of_experts, product_of_experts_per_point
+from mmbench import DatasetSpec, ExpertsVAE, register_model
+from mmbench.objectives import (
+    all_subsets,
+    mean_product_kl,
+    product_of_experts,
+    product_of_experts_per_point,
+    reparameterize,
+)
 
 
 class MoPoE(ExpertsVAE):

@@ -9,10 +9,8 @@ from __future__ import annotations
 import torch
 from torch.distributions import Independent, Normal
 
-from baselines.experts import ExpertsVAE
-from mmbench import DatasetSpec, register_model
-from mmbench.objectives import kl_standard_normal, reparameterize
-from mmbench.subsets import joint_subset, product_of_experts, unimodal_subsets
+from mmbench import DatasetSpec, ExpertsVAE, register_model
+from mmbench.objectives import joint_subset, kl_standard_normal, product_of_experts, reparameterize, unimodal_subsets
 
 
 class MVAE(ExpertsVAE):

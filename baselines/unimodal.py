@@ -8,8 +8,7 @@ from __future__ import annotations
 import torch
 from torch.distributions import Independent, Normal
 
-from baselines.experts import ExpertsVAE
-from mmbench import DatasetSpec, register_model
+from mmbench import DatasetSpec, ExpertsVAE, register_model
 from mmbench.objectives import kl_standard_normal, reparameterize
 
 

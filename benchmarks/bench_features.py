@@ -31,7 +31,7 @@ def test_inception_features_throughput(benchmark, mode: str):
 def test_classifier_features_throughput(benchmark):
     """The quick tier's cheap stand-in for FID: penultimate features of a coherence classifier
     (the pinned recipe's architecture, untrained weights cost the same), batch 250 as in eval."""
-    from mmbench.metrics.classifiers import RECIPE, ImageClassifier
+    from mmbench.evaluation.classifiers import RECIPE, ImageClassifier
 
     batch = 250
     net = ImageClassifier(3, 10, RECIPE["width"]).eval()

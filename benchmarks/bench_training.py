@@ -46,12 +46,12 @@ from torch.distributions import Independent, Laplace
 from torch.utils.data import default_collate
 from torch.utils.flop_counter import FlopCounterMode
 
-from baselines.mopoe import MoPoE
+from mmbench_baselines.mopoe import MoPoE
 from mmbench import DatasetSpec, ModalitySpec, MultimodalVAE
 from mmbench.data.base import MultimodalSplit
-from mmbench.networks import build_decoder, build_encoder
-from mmbench.registry import create_model
-from mmbench.subsets import all_subsets
+from mmbench.nn import build_decoder, build_encoder
+from mmbench.api.registry import create_model
+from mmbench.objectives.subsets import all_subsets
 
 ROUNDS = int(os.environ.get("BENCH_ROUNDS", "5"))
 LAYER_ROUNDS = 10 * ROUNDS  # a layer takes milliseconds; more rounds steady its figure
@@ -185,7 +185,7 @@ def build_model(name: str, num_modalities: int) -> MultimodalVAE:
 
 
 def make_step(model: MultimodalVAE, loss_fn: Callable[[], torch.Tensor]) -> Callable[[], torch.Tensor]:
-    """One training step as mmbench.training runs it: loss, backward, fused Adam."""
+    """One training step as mmbench.training.loop runs it: loss, backward, fused Adam."""
     optimizer = torch.optim.Adam(model.parameters(), lr=1e-3, fused=True)
 
     def step() -> torch.Tensor:
@@ -317,7 +317,7 @@ def loop_mopoe_objective(model: MoPoE, xs: list[torch.Tensor]) -> torch.Tensor:
     """
     experts = [encoder(x) for encoder, x in zip(model.encoders, xs)]
     mus, logvars, kls = [], [], []
-    for size in range(1, len(xs) + 1):  # the order of mmbench.subsets.all_subsets
+    for size in range(1, len(xs) + 1):  # the order of mmbench.objectives.subsets.all_subsets
         for subset in itertools.combinations(range(len(xs)), size):
             precision = 1.0 / torch.exp(torch.stack([experts[m][1] for m in subset]))
             total = precision.sum(0)

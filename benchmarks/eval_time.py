@@ -22,11 +22,11 @@ from pathlib import Path
 import torch
 from tabulate import tabulate
 
-from mmbench.config import TIERS
+from mmbench.training.config import TIERS
 from mmbench.data.cache import default_data_root
-from mmbench.evaluation import EvalContext, evaluate
-from mmbench.metrics.classifiers import load_or_train_classifiers
-from mmbench.registry import create_model, get_dataset
+from mmbench.evaluation.evaluators import EvalContext, evaluate
+from mmbench.evaluation.classifiers import load_or_train_classifiers
+from mmbench.api.registry import create_model, get_dataset
 
 SCALED = ("fid_samples", "unconditional_samples", "likelihood_test_samples", "max_test_samples")
 FULL_TEST_TUPLES = 10_000  # PolyMNIST's full test split, which max_test_samples=None means

@@ -1,7 +1,7 @@
 """Learning curves: how many optimizer steps (and seconds) until a model's scores leave chance.
 
 Trains one model with the harness's own training loop and, every `--every` optimizer steps, scores
-it with `mmbench.evaluation.curve_point` (the harness's `coherence` and `latent_probe` evaluators
+it with `mmbench.evaluation.evaluators.curve_point` (the harness's `coherence` and `latent_probe` evaluators
 on the first `--test` test tuples): conditional coherence with one given modality (k=1) and its
 mean over subset sizes, the classifier feature distance of prior samples, and the linear probe
 from one modality. The RNG is left as found, so the trained weights equal those of a plain run.
@@ -26,11 +26,11 @@ from pathlib import Path
 
 import torch
 
-from mmbench.config import resolve_config
+from mmbench.training.config import resolve_config
 from mmbench.data.cache import default_data_root
-from mmbench.evaluation import EvalContext, curve_point
-from mmbench.registry import create_model, get_dataset
-from mmbench.training import train
+from mmbench.evaluation.evaluators import EvalContext, curve_point
+from mmbench.api.registry import create_model, get_dataset
+from mmbench.training.loop import train
 
 HEADLINE = "coherence/conditional/k=1"
 

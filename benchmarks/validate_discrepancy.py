@@ -30,8 +30,8 @@ import torch
 from mmbench.data.synthetic import synthetic
 from mmbench.metrics.discrepancy import closed_form_delta, conditional_entropy, mixture_weighting, stratified_elbo
 from mmbench.metrics.likelihood import iwae_log_likelihood
-from mmbench.registry import create_model
-from mmbench.training import train
+from mmbench.api.registry import create_model
+from mmbench.training.loop import train
 
 MODELS = (("mmvae", {}), ("mopoe", {}), ("mvae", {"subsample": False}))
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 import copy
 from pathlib import Path
 
-from mmbench.records import SCHEMA_VERSION, write_record
+from mmbench.results.records import SCHEMA_VERSION, write_record
 
 VERSIONS = {"coherence/conditional": 1, "coherence/unconditional": 1}
 

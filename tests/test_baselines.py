@@ -4,7 +4,7 @@ import torch
 from torch.distributions import Normal
 
 from mmbench import MultimodalVAE, create_model
-from mmbench.subsets import all_subsets, unimodal_subsets
+from mmbench.objectives.subsets import all_subsets, unimodal_subsets
 
 BASELINES = ["unimodal", "mvae", "mmvae", "mopoe"]
 

@@ -6,7 +6,7 @@ import torch
 
 from mmbench.data.base import DatasetSpec, ModalitySpec, MultimodalDataset, MultimodalSplit
 from mmbench.errors import DataError
-from mmbench.metrics import classifiers as C
+from mmbench.evaluation import classifiers as C
 
 
 def _dataset(n=64, m=2):

@@ -1,6 +1,6 @@
 import pytest
 
-from mmbench.config import resolve_config
+from mmbench.training.config import resolve_config
 from mmbench.errors import ConfigError
 
 

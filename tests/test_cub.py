@@ -16,17 +16,16 @@ import pytest
 import torch
 from PIL import Image
 
-import mmbench.networks_cub  # noqa: F401  (registers the 64x64 image and caption networks)
 from mmbench.data import cub as cub_module
 from mmbench.data import download as download_module
 from mmbench.data.cub import EOS, EXC, PAD, cub, decode_captions, tokenize
 from mmbench.data.download import Release, download, fetch_release
 from mmbench.errors import DataError
 from mmbench.metrics.cca_coherence import asset_dir, evaluate_cca_coherence, load_or_fit_cca
-from mmbench.networks import build_decoder
-from mmbench.networks_cub import MaskedCategorical
-from mmbench.registry import create_model
-from mmbench.training import train
+from mmbench.nn import build_decoder
+from mmbench.nn.cub import MaskedCategorical
+from mmbench.api.registry import create_model
+from mmbench.training.loop import train
 
 TRAIN_CLASSES = ("002.Laysan_Albatross", "003.Sooty_Albatross", "010.Red_winged_Blackbird")
 TEST_CLASSES = ("001.Black_footed_Albatross", "004.Groove_billed_Ani")
@@ -236,7 +235,7 @@ def test_cca_asset_is_reused_and_verified(release, dataset):
 # `mmbench run --model mmvae --dataset cub` end to end: label-free data is scored by CCA coherence.
 @pytest.mark.slow
 def test_runner_end_to_end(release, tmp_path):
-    from mmbench.runner import RunRequest, run
+    from mmbench.experiments.runner import RunRequest, run
 
     overrides = ("epochs=1", "latent_dim=8", "train.batch_size=30", "eval.batch_size=30", "max_test_samples=30", "unconditional_samples=8", "max_images=3")
     record = run(RunRequest(model="mmvae", dataset="cub", data_root=release[0], out=tmp_path / "run", overrides=overrides, device="cpu", progress=False))

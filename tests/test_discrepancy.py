@@ -9,10 +9,10 @@ import torch
 from test_likelihood import LinearGaussian, data, toy
 from torch.distributions import Bernoulli, Independent, Normal, kl_divergence
 
-from baselines.mmvae import mmvae
-from baselines.mopoe import mopoe
-from baselines.mvae import mvae
-from baselines.unimodal import unimodal
+from mmbench_baselines.mmvae import mmvae
+from mmbench_baselines.mopoe import mopoe
+from mmbench_baselines.mvae import mvae
+from mmbench_baselines.unimodal import unimodal
 from mmbench import MultimodalVAE
 from mmbench.data.synthetic import rendering, synthetic
 from mmbench.errors import ConfigError
@@ -28,7 +28,7 @@ from mmbench.metrics.discrepancy import (
     mopoe_weighting,
     uniform_weighting,
 )
-from mmbench.subsets import all_subsets
+from mmbench.objectives.subsets import all_subsets
 
 
 def test_closed_form_by_hand_two_modalities():

@@ -4,11 +4,11 @@ import math
 import pytest
 import torch
 
-from mmbench.config import TIERS
+from mmbench.training.config import TIERS
 from mmbench.errors import ConfigError
-from mmbench.evaluation import EvalContext, evaluate
-from mmbench.registry import create_model, get_dataset
-from mmbench.training import train
+from mmbench.evaluation.evaluators import EvalContext, evaluate
+from mmbench.api.registry import create_model, get_dataset
+from mmbench.training.loop import train
 
 
 @pytest.fixture(scope="module")

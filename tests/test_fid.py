@@ -18,7 +18,7 @@ import torch
 from PIL import Image
 
 from mmbench.errors import MMBenchError
-from mmbench.metrics import inception
+from mmbench.evaluation import inception
 from mmbench.metrics.fid import FID, InceptionFeatures, dataset_statistics
 from mmbench.metrics.frechet import FeatureStatistics, FrechetDistance, frechet_distance
 

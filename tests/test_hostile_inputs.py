@@ -11,11 +11,14 @@ import torch
 from click.testing import CliRunner
 from record_factory import make_record, write
 
-from mmbench.checkpoint import atomic_write_json, load_checkpoint, save_checkpoint
-from mmbench.cli_leaderboard import leaderboard, regress
+from mmbench.files import atomic_write_json
+
+from mmbench.training.checkpoint import load_checkpoint, save_checkpoint
+from mmbench.cli.leaderboard import leaderboard
+from mmbench.cli.regress import regress
 from mmbench.errors import MMBenchError, PluginError
-from mmbench.runner import exclusive
-from mmbench.store import load_results
+from mmbench.experiments.runner import exclusive
+from mmbench.results.store import load_results
 
 
 def _hostile(results, name: str, text: str) -> None:
@@ -89,7 +92,7 @@ def test_a_second_writer_of_one_run_directory_is_refused(tmp_path):
     import sys
 
     holder = subprocess.Popen([sys.executable, "-c", (
-        "import sys, time; from mmbench.runner import exclusive\n"
+        "import sys, time; from mmbench.experiments.runner import exclusive\n"
         f"with exclusive({str(tmp_path)!r}):\n    print('held', flush=True); time.sleep(30)")], stdout=subprocess.PIPE, text=True)
     try:
         assert holder.stdout.readline().strip() == "held"
@@ -114,10 +117,10 @@ def test_an_objective_of_the_wrong_shape_is_refused_before_it_is_trained(image_s
 
 
 def test_markdown_and_latex_output_keep_record_text_inert(tmp_path):
-    from mmbench.aggregate import build_boards
-    from mmbench.publish import Leaderboard, readme
-    from mmbench.store import load_results as load
-    from mmbench.tables import format_boards
+    from mmbench.results.aggregate import build_boards
+    from mmbench.leaderboard.publish import Leaderboard, readme
+    from mmbench.results.store import load_results as load
+    from mmbench.leaderboard.tables import format_boards
 
     write(tmp_path, make_record("mvae", 0, dataset="poly\n\\immediate\\write18{rm -rf x}",
                                 metrics={"<script>alert(1)</script>": 1.0}))
@@ -139,7 +142,7 @@ def _fake_distribution(site, name: str, entry_points: str, module: str | None = 
 
 
 def test_plugins_that_exit_or_clash_are_reported_not_obeyed(tmp_path, monkeypatch):
-    from mmbench.registry import Registry
+    from mmbench.api.registry import Registry
 
     _fake_distribution(tmp_path, "exiting_plugin", "exiting = exiting_plugin:factory", "exiting_plugin",
                        "import sys\nsys.exit(7)\n")
@@ -156,8 +159,8 @@ def test_plugins_that_exit_or_clash_are_reported_not_obeyed(tmp_path, monkeypatc
 
 def test_truncated_side_files_are_one_line_errors(tmp_path):
     """A truncated config.json on --resume and a truncated reference file name the file."""
-    from mmbench.regress import load_reference
-    from mmbench.runner import CONFIG_FILE, RunRequest, plan
+    from mmbench.results.regress import load_reference
+    from mmbench.experiments.runner import CONFIG_FILE, RunRequest, plan
 
     out = tmp_path / "run"
     out.mkdir()

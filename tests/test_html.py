@@ -14,7 +14,7 @@ import pytest
 from click.testing import CliRunner
 from record_factory import make_record, write
 
-from mmbench.cli_leaderboard import leaderboard
+from mmbench.cli.leaderboard import leaderboard
 
 TITLE_HIJACK = "<script>document.title='pwned'</script>"
 ATTRIBUTE_HIJACK = "<img src=x onerror=\"document.title='pwned2'\">"

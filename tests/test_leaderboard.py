@@ -12,12 +12,12 @@ from click.testing import CliRunner
 from record_factory import make_record, write
 from scipy import stats
 
-from mmbench.aggregate import build_boards
-from mmbench.cli_leaderboard import leaderboard
+from mmbench.results.aggregate import build_boards
+from mmbench.cli.leaderboard import leaderboard
 from mmbench.errors import MMBenchError
-from mmbench.plots import board_plots
-from mmbench.store import INDEX_FILE, ResultStore, load_results
-from mmbench.tables import cell, format_boards
+from mmbench.leaderboard.plots import board_plots
+from mmbench.results.store import INDEX_FILE, ResultStore, load_results
+from mmbench.leaderboard.tables import cell, format_boards
 
 
 def _boards(results, **kwargs):
@@ -257,8 +257,8 @@ def test_render_writes_reproducible_artefacts(tmp_path):
 
 
 def test_records_of_other_networks_never_share_a_board(tmp_path):
-    from mmbench.aggregate import build_boards
-    from mmbench.store import load_results
+    from mmbench.results.aggregate import build_boards
+    from mmbench.results.store import load_results
 
     write(tmp_path, make_record("mvae", 0, coherence=0.6), "old")  # no score versions: networks v1
     write(tmp_path, make_record("mvae", 1, coherence=0.2, score_versions={"networks": 2, "tier:quick": 1, "model:mvae": 1}), "new")

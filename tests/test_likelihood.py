@@ -14,7 +14,7 @@ from mmbench.metrics.likelihood import (
     evaluate_likelihood,
     iwae_log_likelihood,
 )
-from mmbench.subsets import all_subsets
+from mmbench.objectives.subsets import all_subsets
 
 
 class LinearGaussian(MultimodalVAE):

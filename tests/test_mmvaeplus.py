@@ -4,10 +4,10 @@ import math
 import pytest
 import torch
 
-import baselines.mmvaeplus  # noqa: F401  (registers the model before its entry point exists)
+import mmbench_baselines.mmvaeplus  # noqa: F401  (registers the model before its entry point exists)
 from mmbench import MultimodalVAE, create_model
 from mmbench.errors import ConfigError
-from mmbench.subsets import all_subsets
+from mmbench.objectives.subsets import all_subsets
 
 DS, DP = 4, 3  # shared and private latent sizes of the tiny models
 

@@ -3,7 +3,7 @@ import math
 import torch
 from torch.distributions import Normal, kl_divergence
 
-from mmbench.objectives import kl_standard_normal, log_mixture_density, log_normal, mixture_elbo, select_component
+from mmbench.objectives.elbo import kl_standard_normal, log_mixture_density, log_normal, mixture_elbo, select_component
 
 
 def test_kl_matches_torch_distributions():

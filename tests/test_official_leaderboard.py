@@ -14,14 +14,15 @@ from pathlib import Path
 
 from click.testing import CliRunner
 
-from mmbench.cli_leaderboard import leaderboard, regress
-from mmbench.publish import build, render_site
-from mmbench.store import load_results
+from mmbench.cli.leaderboard import leaderboard
+from mmbench.cli.regress import regress
+from mmbench.leaderboard.publish import build, render_site
+from mmbench.results.store import load_results
 
 OFFICIAL = Path(__file__).resolve().parents[1] / "leaderboard"
 RECORDS = OFFICIAL / "records"
 GATE = OFFICIAL / "gate"
-BASELINES = {ep.name for ep in entry_points(group="mmbench.models") if ep.value.startswith("baselines.")}
+BASELINES = {ep.name for ep in entry_points(group="mmbench.models") if ep.value.startswith("mmbench_baselines.")}
 
 
 def test_gate_records_cover_every_baseline_with_three_seeds():

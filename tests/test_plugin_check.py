@@ -11,10 +11,10 @@ from torch import nn
 from torch.distributions import Independent, Normal
 
 from mmbench import DatasetSpec, MultimodalVAE
-from mmbench.cli_sweep import check_plugin
-from mmbench.plugin_check import check_model, parse_options
-from mmbench.registry import MODELS
-from mmbench.subsets import product_of_experts
+from mmbench.cli.check_plugin import check_plugin
+from mmbench.api.plugin_check import check_model, parse_options
+from mmbench.api.registry import MODELS
+from mmbench.objectives.subsets import product_of_experts
 
 
 class ToyVAE(MultimodalVAE):

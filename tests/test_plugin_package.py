@@ -26,7 +26,7 @@ TINY = [
     "--set", "model.latent_dim=16", "--set", "train.batch_size=64", "--set", "train.epochs=1",
     "--set", "eval.unconditional_samples=100", "--set", "eval.batch_size=100", "--set", 'eval.metrics=["coherence"]',
 ]
-CHECK_PLUGIN = "import sys; from mmbench.cli_sweep import check_plugin; check_plugin(sys.argv[1:])"
+CHECK_PLUGIN = "import sys; from mmbench.cli.check_plugin import check_plugin; check_plugin(sys.argv[1:])"
 
 
 @pytest.fixture(scope="module")

@@ -13,7 +13,7 @@ import torch
 from PIL import Image
 
 from mmbench.data import sources
-from mmbench.checkpoint import atomic_torch_save
+from mmbench.files import atomic_torch_save
 from mmbench.data.cache import default_data_root, load_or_build
 from mmbench.data.polymnist import (
     balanced_labels,
@@ -25,7 +25,7 @@ from mmbench.data.polymnist import (
 )
 from mmbench.data.sources import load_backgrounds, load_mnist_idx, mnist_5k_splits, read_idx
 from mmbench.errors import ConfigError, DataError
-from mmbench.registry import DATASETS
+from mmbench.api.registry import DATASETS
 
 SMALL = {"n_train": 60, "n_test": 20}
 

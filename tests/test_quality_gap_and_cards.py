@@ -3,7 +3,8 @@ import json
 import pytest
 from click.testing import CliRunner
 
-from mmbench.cards import pinned_checksums
+from mmbench import register_dataset
+from mmbench.data.cards import pinned_checksums
 from mmbench.metrics.quality_gap import find_reference, quality_gap
 
 
@@ -34,17 +35,20 @@ def test_reference_must_share_dataset_tier_seed_and_data_config(tmp_path):
     assert find_reference(tmp_path / "own", own)["metrics"] == {"fid/m0": 1.0}
 
 
-def test_card_lines_are_parsed_and_a_mismatch_fails_verify(tmp_path, monkeypatch):
-    from mmbench import cli as cli_module
-    import mmbench.cards as cards
+def test_card_lines_are_parsed_and_a_mismatch_fails_verify(tmp_path):
+    from mmbench.cli import cli
 
-    (tmp_path / "polymnist.md").write_text("# card\n\nchecksum-quick-seed0: " + "0" * 64 + "\n")
-    assert pinned_checksums("polymnist", tmp_path) == {("quick", 0): "0" * 64}
-    monkeypatch.setattr(cards, "CARDS_DIR", tmp_path)
-    monkeypatch.setattr(cards.verify, "__defaults__", ("quick", 0, tmp_path))
-    monkeypatch.setattr(cards, "get_dataset", lambda *a, **k: type("D", (), {"checksum": "1" * 64})())
-    result = CliRunner().invoke(cli_module.cli, ["data", "verify", "polymnist"], standalone_mode=False)
+    @register_dataset("card_probe")
+    def card_probe(data_root, tier="quick", seed=0):  # a dataset whose rebuild always hashes to 1...1
+        return type("Built", (), {"checksum": "1" * 64})()
+
+    (tmp_path / "card_probe.md").write_text("# card\n\nchecksum-quick-seed0: " + "0" * 64 + "\n")
+    assert pinned_checksums("card_probe", tmp_path) == {("quick", 0): "0" * 64}
+    result = CliRunner().invoke(cli, ["data", "verify", "card_probe", "--cards", str(tmp_path)], standalone_mode=False)
     assert "does not match its dataset card" in str(result.exception)
+    (tmp_path / "card_probe.md").write_text("checksum-quick-seed0: " + "1" * 64 + "\n")
+    result = CliRunner().invoke(cli, ["data", "verify", "card_probe", "--cards", str(tmp_path)], standalone_mode=False)
+    assert result.exception is None and result.output.endswith("ok\n")
 
 
 def test_committed_cards_pin_the_offline_builds():

@@ -8,7 +8,7 @@ import pytest
 from record_factory import make_record, write
 
 from mmbench.errors import MMBenchError
-from mmbench.records import read_record, validate_record
+from mmbench.results.records import read_record, validate_record
 
 
 def _reject(tmp_path, record_or_text, *fragments: str) -> None:

@@ -4,7 +4,7 @@ import textwrap
 import pytest
 
 from mmbench.errors import MMBenchError, PluginError
-from mmbench.registry import MODELS, Registry
+from mmbench.api.registry import MODELS, Registry
 
 
 def test_baselines_come_from_entry_points():

@@ -9,11 +9,11 @@ import torch
 from click.testing import CliRunner
 from record_factory import make_record, write
 
-from baselines.mopoe import MoPoE
+from mmbench_baselines.mopoe import MoPoE
 from mmbench import register_model
-from mmbench.cli_leaderboard import regress
+from mmbench.cli.regress import regress
 from mmbench.errors import MMBenchError
-from mmbench.regress import Expectation, load_reference
+from mmbench.results.regress import Expectation, load_reference
 
 
 REPO = Path(__file__).resolve().parent.parent
@@ -124,8 +124,7 @@ def test_unknown_family_needs_an_explicit_direction(tmp_path):
 
 
 def test_run_makes_only_the_missing_runs(results, tmp_path, monkeypatch):
-    from mmbench import runner
-
+    from mmbench.experiments import runner
     calls = []
 
     def fake_run(request):

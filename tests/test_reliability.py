@@ -1,12 +1,12 @@
 """Failure modes of a benchmark run. Each test fails if the protection it names is removed:
 
 - a non-finite loss stops the run with one line naming epoch and step, keeps the last good
-  checkpoint and writes no result record (mmbench.training);
+  checkpoint and writes no result record (mmbench.training.loop);
 - a corrupt or truncated data cache, checkpoint or result record is one clear line and nothing
-  else is lost (mmbench.data.cache, mmbench.checkpoint, mmbench.training, mmbench.records);
+  else is lost (mmbench.data.cache, mmbench.training.checkpoint, mmbench.training.loop, mmbench.results.records);
 - checkpoints and caches load with weights_only=True, so a pickled payload never runs;
 - result and checkpoint writes are atomic (temp file + os.replace), even when a write crashes;
-- concurrent runs into one results folder lose no record (mmbench.store).
+- concurrent runs into one results folder lose no record (mmbench.results.store).
 
 Resuming a killed run to identical scores is tested in test_run_end_to_end.py.
 """
@@ -26,16 +26,17 @@ import pytest
 import torch
 
 import mmbench
-from baselines.mopoe import MoPoE
+from mmbench_baselines.mopoe import MoPoE
 from mmbench import DatasetSpec
-from mmbench.checkpoint import atomic_write_json, load_checkpoint, save_checkpoint
+from mmbench.files import atomic_write_json
+from mmbench.training.checkpoint import load_checkpoint, save_checkpoint
 from mmbench.data.cache import load_verified
 from mmbench.errors import DataError, MMBenchError, TrainingError
-from mmbench.records import RESULT_FILE, read_record, write_record
-from mmbench.registry import MODELS, get_dataset
-from mmbench.runner import LOCK_FILE, RunRequest, rescore, run
-from mmbench.store import load_results
-from mmbench.training import CHECKPOINT
+from mmbench.results.records import RESULT_FILE, read_record, write_record
+from mmbench.api.registry import MODELS, get_dataset
+from mmbench.experiments.runner import LOCK_FILE, RunRequest, rescore, run
+from mmbench.results.store import load_results
+from mmbench.training.loop import CHECKPOINT
 from record_factory import make_record
 
 N_TRAIN, N_TEST = 256, 100
@@ -446,7 +447,8 @@ def test_a_process_killed_mid_write_never_leaves_a_partial_file_under_the_final_
     script = textwrap.dedent(f"""
         import os, torch
         from pathlib import Path
-        from mmbench.checkpoint import atomic_write_json, save_checkpoint
+        from mmbench.files import atomic_write_json
+        from mmbench.training.checkpoint import save_checkpoint
         real_save, real_fsync = torch.save, os.fsync
         def die_mid_save(obj, f, *a, **k):
             f.write(b"PK half a zip") if hasattr(f, "write") else Path(f).write_bytes(b"PK half a zip")

@@ -11,16 +11,16 @@ from pathlib import Path
 import pytest
 from click.testing import CliRunner
 
-from mmbench import sweep
+from mmbench.experiments import sweep
 from mmbench.cli import cli
 from mmbench.errors import ConfigError, MMBenchError
-from mmbench.records import write_record
-from mmbench.reproduce import (
+from mmbench.results.records import write_record
+from mmbench.experiments.reproduce import (
     COHERENCE, DELTA, DELTA_CLOSED, QUALITY, _spearman, claims, executor_settings, plan, report, run_name,
 )
-from mmbench.reproduce_figures import FOLDER, draw, write
-from mmbench.runner import CONFIG_FILE, plan as plan_config
-from mmbench.sweep import SlurmSettings
+from mmbench.experiments.figures import FOLDER, draw, write
+from mmbench.experiments.runner import CONFIG_FILE, plan as plan_config
+from mmbench.experiments.sweep import SlurmSettings
 from record_factory import make_record
 
 FIGURES = ("quality-gap", "gap-by-modalities", "tradeoff", "translated-coherence", "synthetic-discrepancy")

@@ -86,7 +86,7 @@ def test_bad_input_is_one_line_and_nonzero(args, message, tmp_path, data_root):
 
 
 def test_corrupt_data_cache_is_a_clear_error(tmp_path):
-    from mmbench.registry import get_dataset
+    from mmbench.api.registry import get_dataset
 
     root = tmp_path / "data"
     get_dataset("polymnist", root, n_train=256, n_test=100)

@@ -3,8 +3,8 @@ import pytest
 import torch
 from torch.distributions import Independent, Normal, kl_divergence
 
-from mmbench.objectives import kl_standard_normal
-from mmbench.subsets import (
+from mmbench.objectives.elbo import kl_standard_normal
+from mmbench.objectives.subsets import (
     all_subsets, joint_subset, mean_product_kl, product_of_experts, product_of_experts_per_point, subset_name,
     unimodal_subsets,
 )

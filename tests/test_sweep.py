@@ -13,12 +13,12 @@ import pytest
 import submitit
 from click.testing import CliRunner
 
-from mmbench.cli_sweep import sweep
+from mmbench.cli.sweep import sweep
 from mmbench.errors import ConfigError, MMBenchError
-from mmbench.records import RESULT_FILE
-from mmbench.runner import CONFIG_FILE, plan
-from mmbench.store import load_results
-from mmbench.sweep import (
+from mmbench.results.records import RESULT_FILE
+from mmbench.experiments.runner import CONFIG_FILE, plan
+from mmbench.results.store import load_results
+from mmbench.experiments.sweep import (
     LOCK_FILE, RunJob, SlurmSettings, execute, expand, load_spec, make_submitit_executor, override, parse_minutes, parse_spec,
     run_name, run_one, run_state, triage,
 )

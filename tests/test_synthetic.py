@@ -14,9 +14,9 @@ import torch
 
 from mmbench.data.synthetic import balanced_design, render, rendering, synthetic
 from mmbench.errors import ConfigError
-from mmbench.networks import build_decoder, build_encoder
-from mmbench.registry import DATASETS
-from mmbench.subsets import all_subsets
+from mmbench.nn import build_decoder, build_encoder
+from mmbench.api.registry import DATASETS
+from mmbench.objectives.subsets import all_subsets
 
 SMALL = {"num_classes": 3, "private_levels": [2, 4, 1], "n_train": 96, "n_test": 24}
 

@@ -4,12 +4,12 @@ from __future__ import annotations
 import pytest
 import torch
 
-import mmbench.training
+import mmbench.training.loop
 from mmbench import DatasetSpec, ModalitySpec
 from mmbench.data.base import MultimodalSplit
-from mmbench.registry import create_model
-from mmbench.subsets import all_subsets, mean_product_kl, product_of_experts, product_of_experts_per_point
-from mmbench.training import train
+from mmbench.api.registry import create_model
+from mmbench.objectives.subsets import all_subsets, mean_product_kl, product_of_experts, product_of_experts_per_point
+from mmbench.training.loop import train
 
 SPEC = DatasetSpec("polymnist", tuple(ModalitySpec(f"m{k}", "image", (3, 28, 28)) for k in range(3)), 10)
 
@@ -67,7 +67,7 @@ def test_compile_option_trains_through_the_compiled_loss(tmp_path, monkeypatch):
 
         return wrapper
 
-    monkeypatch.setattr(mmbench.training.torch, "compile", fake_compile)
+    monkeypatch.setattr(mmbench.training.loop.torch, "compile", fake_compile)
     model, result, _ = _train(tmp_path, "compiled", compile=True)
     assert compiled == [model.loss] and calls == [32, 32, 32, 32]
     _, eager, _ = _train(tmp_path, "eager")

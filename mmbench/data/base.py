@@ -11,6 +11,12 @@ from dataclasses import dataclass, field
 import torch
 
 
+SPECIAL_TOKENS = ("<exc>", "<pad>", "<eos>")
+EXC, PAD, EOS = 0, 1, 2
+"""Token ids every text modality reserves, MMVAE's order: <exc> is any word outside the
+vocabulary; text likelihoods ignore <pad>, and a caption ends at <eos>."""
+
+
 @dataclass(frozen=True)
 class ModalitySpec:
     """One modality: `kind` is "image" (uint8 CxHxW, scaled to [0,1]) or "text" (int64 tokens)."""

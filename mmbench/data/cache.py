@@ -14,7 +14,7 @@ from typing import Callable
 
 import torch
 
-from mmbench.checkpoint import atomic_torch_save
+from mmbench.files import atomic_torch_save
 from mmbench.errors import DataError
 
 CACHE_FORMAT = 1

@@ -28,12 +28,12 @@ import numpy as np
 import torch
 from PIL import Image
 
-from mmbench.data.base import DatasetSpec, ModalitySpec, MultimodalDataset, MultimodalSplit
+from mmbench.data.base import EOS, EXC, PAD, SPECIAL_TOKENS, DatasetSpec, ModalitySpec, MultimodalDataset, MultimodalSplit
 from mmbench.data.cache import Meta, Tensors, load_or_build, resolve_data_root, tensors_checksum
 from mmbench.data.download import RELEASES
 from mmbench.data.sources import seeded_stream
 from mmbench.errors import ConfigError, DataError
-from mmbench.registry import register_dataset
+from mmbench.api.registry import register_dataset
 
 RECIPE_VERSION = 1
 """Bump whenever a change to decoding, tokenization or the vocabulary rule changes any byte."""
@@ -43,10 +43,6 @@ CAPTIONS_PER_IMAGE = 10
 MAX_TOKENS = 32
 MIN_COUNT = 3
 """A training word enters the vocabulary when it occurs more than MIN_COUNT times (MMVAE's rule)."""
-
-SPECIAL_TOKENS = ("<exc>", "<pad>", "<eos>")
-EXC, PAD, EOS = 0, 1, 2
-"""Token ids of the special tokens, MMVAE's order: <exc> is any word outside the vocabulary."""
 
 QUICK_IMAGES = {"train": 2000, "test": 500}
 TEXT_FILES = {"train": "text_trainvalclasses.txt", "test": "text_testclasses.txt"}

@@ -38,7 +38,7 @@ from mmbench.data.sources import (
     seeded_stream,
 )
 from mmbench.errors import ConfigError, DataError
-from mmbench.registry import register_dataset
+from mmbench.api.registry import register_dataset
 
 RECIPE_VERSION = 1
 """Bump whenever a change to the recipe changes any built byte; it is part of the cache key."""

@@ -40,8 +40,7 @@ from mmbench.data.base import (
 from mmbench.data.cache import Meta, Tensors, load_or_build, resolve_data_root
 from mmbench.data.sources import seeded_stream
 from mmbench.errors import ConfigError, DataError
-from mmbench.networks_vector import register_binary
-from mmbench.registry import register_dataset
+from mmbench.api.registry import register_dataset
 
 RECIPE_VERSION = 1
 """Bump whenever a change to the recipe changes any built byte; it is part of the cache key."""
@@ -165,8 +164,6 @@ def synthetic(
     default_train, default_test = QUICK_SIZES if tier == "quick" else FULL_SIZES
     sizes = (n_train or default_train, n_test or default_test)
     widths = [num_classes + level.bit_length() - 1 for level in levels]
-    for width in set(widths):
-        register_binary(width)
     modalities = tuple(ModalitySpec(f"m{m}", "binary", (w,)) for m, w in enumerate(widths))
     spec = DatasetSpec("synthetic", modalities, num_classes=num_classes)
 

@@ -33,11 +33,11 @@ import torch
 from torch.nn import functional as F
 from tqdm import tqdm
 
-from mmbench.api import MultimodalVAE
-from mmbench.checkpoint import atomic_write_bytes, atomic_write_json, read_json
+from mmbench.api.model import MultimodalVAE
+from mmbench.files import atomic_write_bytes, atomic_write_json, read_json
 from mmbench.data.base import MultimodalDataset, MultimodalSplit, to_model_input
 from mmbench.data.cache import resolve_data_root
-from mmbench.data.cub import SPECIAL_TOKENS
+from mmbench.data.base import SPECIAL_TOKENS
 from mmbench.errors import ConfigError, DataError
 from mmbench.metrics.base import Metric
 

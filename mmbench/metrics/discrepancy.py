@@ -41,7 +41,7 @@ import torch
 from torch.distributions import Distribution, kl_divergence
 from tqdm import tqdm
 
-from mmbench.api import MultimodalVAE
+from mmbench.api.model import MultimodalVAE
 from mmbench.data.base import MultimodalSplit
 from mmbench.errors import ConfigError
 from mmbench.metrics.base import Metric
@@ -49,10 +49,9 @@ from mmbench.metrics.likelihood import (
     Batch,
     conditional_log_likelihood,
     iwae_log_likelihood,
-    log_likelihood,
     restrict,
 )
-from mmbench.subsets import all_subsets, joint_subset, unimodal_subsets
+from mmbench.objectives.subsets import all_subsets, joint_subset, unimodal_subsets
 
 Weighting = tuple[torch.Tensor, torch.Tensor]
 """(K, M) bool subset masks and (K,) mixture weights summing to one."""
@@ -91,13 +90,13 @@ def joint_weighting(num_modalities: int) -> Weighting:
 
 
 def mixture_weighting(model: MultimodalVAE) -> Weighting | None:
-    """The mixture a model optimises, from its optional `mixture_subsets` ((K, M) bool) and
-    `mixture_weights` ((K,), uniform if absent) attributes; None when it declares none (its
-    objective is then not a mixture ELBO over all modalities, so Delta is undefined for it)."""
-    subsets = getattr(model, "mixture_subsets", None)
+    """The mixture a model optimises, as it declares through `MultimodalVAE.mixture_subsets` and
+    `mixture_weights` (uniform if None); None when it declares none (its objective is then not a
+    mixture ELBO over all modalities, so Delta is undefined for it)."""
+    subsets = model.mixture_subsets
     if subsets is None:
         return None
-    weights = getattr(model, "mixture_weights", None)
+    weights = model.mixture_weights
     return uniform_weighting(subsets) if weights is None else check_weighting(subsets, weights)
 
 
@@ -133,7 +132,7 @@ def stratified_elbo(model: MultimodalVAE, xs: Batch, weighting: Weighting, *, nu
     for subset, weight in zip(subsets, weights.tolist()):
         proposal = model.encode(restrict(xs, subset), subset[None].to(device))
         z = proposal.sample((num_samples,))
-        reconstruction = log_likelihood(model, z[:, 0], xs, range(model.num_modalities)).mean(0)
+        reconstruction = model.log_likelihood(z[:, 0], xs).mean(0)
         total = total + weight * (reconstruction - _kl_to_prior(proposal, prior, z))
     return total
 

@@ -17,10 +17,10 @@ import torch.nn.functional as F
 from PIL import Image
 from tqdm import tqdm
 
-from mmbench.checkpoint import atomic_torch_save
+from mmbench.files import atomic_torch_save
 from mmbench.data.base import to_model_input
 from mmbench.metrics.frechet import FeatureStatistics, FrechetDistance
-from mmbench.metrics.inception import load_fid_inception
+from mmbench.evaluation.inception import load_fid_inception
 
 MODES = ("pytorch-fid", "clean-fid")
 INPUT_SIZE = 299

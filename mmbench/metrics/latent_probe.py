@@ -17,12 +17,12 @@ from sklearn.linear_model import LogisticRegression
 from sklearn.pipeline import make_pipeline
 from sklearn.preprocessing import StandardScaler
 
-from mmbench.api import MultimodalVAE
+from mmbench.api.model import MultimodalVAE
 from mmbench.data.base import MultimodalSplit
 from mmbench.errors import DataError
 from mmbench.metrics.base import Metric
 from mmbench.metrics.likelihood import restrict
-from mmbench.subsets import all_subsets
+from mmbench.objectives.subsets import all_subsets
 
 
 class LatentProbe(Metric):

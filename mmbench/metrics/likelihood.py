@@ -27,10 +27,10 @@ import torch
 from torch.distributions import Distribution
 from tqdm import tqdm
 
-from mmbench.api import MultimodalVAE
+from mmbench.api.model import MultimodalVAE
 from mmbench.data.base import MultimodalSplit
 from mmbench.metrics.base import Metric
-from mmbench.subsets import all_subsets, joint_subset
+from mmbench.objectives.subsets import all_subsets, joint_subset
 
 Batch = Sequence[torch.Tensor | None]
 
@@ -39,18 +39,6 @@ def restrict(xs: Batch, subset: torch.Tensor) -> list[torch.Tensor | None]:
     """The inputs of the modalities in `subset` (an (M,) mask), None elsewhere, so an encoder
     cannot see what it is meant to predict."""
     return [x if keep else None for x, keep in zip(xs, subset.tolist())]
-
-
-def log_likelihood(model: MultimodalVAE, z: torch.Tensor, xs: Batch, modalities: Sequence[int]) -> torch.Tensor:
-    """sum_{m in modalities} log p(x_m | z) for latents (..., B, D); returns (..., B)."""
-    lead = z.shape[:-1]
-    flat = z.reshape(-1, z.shape[-1])
-    repeats = flat.shape[0] // lead[-1]
-    total = torch.zeros(flat.shape[0], device=z.device)
-    for m in modalities:
-        x = xs[m]
-        total = total + model.decode(flat, m).log_prob(x.repeat(repeats, *([1] * (x.dim() - 1))))
-    return total.reshape(lead)
 
 
 def sampled_logmeanexp(
@@ -79,7 +67,7 @@ def iwae_log_likelihood(
     everything = range(model.num_modalities)
 
     def log_weight(z: torch.Tensor) -> torch.Tensor:
-        return (log_likelihood(model, z[:, 0], xs, everything) + prior.log_prob(z[:, 0]) - proposal.log_prob(z)[:, 0])
+        return (model.log_likelihood(z[:, 0], xs, everything) + prior.log_prob(z[:, 0]) - proposal.log_prob(z)[:, 0])
 
     return sampled_logmeanexp(proposal, log_weight, num_samples, chunk_size)
 
@@ -97,7 +85,7 @@ def conditional_log_likelihood(
         proposal = model.encode(restrict(xs, subset), subset[None].to(_device(xs)))
         rows.append(
             sampled_logmeanexp(
-                proposal, lambda z: log_likelihood(model, z[:, 0], xs, targets), num_samples, chunk_size
+                proposal, lambda z: model.log_likelihood(z[:, 0], xs, targets), num_samples, chunk_size
             )
         )
     return torch.stack(rows)

@@ -3,9 +3,9 @@
 It is the smallest useful multimodal VAE, written only against mmbench's public API:
 
 - `mmbench.MultimodalVAE`, the base class whose three methods the harness drives;
-- `mmbench.networks`, the standard per-modality encoders and decoders, so a comparison with the
+- `mmbench.nn.image`, the standard per-modality encoders and decoders, so a comparison with the
   baselines differs in the posterior and objective, not in the networks;
-- `mmbench.objectives` and `mmbench.subsets`, the ELBO pieces and the all-subsets-at-once
+- `mmbench.objectives.elbo` and `mmbench.objectives.subsets`, the ELBO pieces and the all-subsets-at-once
   Gaussian product of experts.
 
 Unlike the MVAE baseline there is no standard-normal prior expert in the product and no ELBO
@@ -21,9 +21,9 @@ from torch import nn
 from torch.distributions import Distribution, Independent, Normal
 
 from mmbench import DatasetSpec, MultimodalVAE, register_model
-from mmbench.networks import build_decoder, build_encoder
-from mmbench.objectives import kl_standard_normal, reparameterize
-from mmbench.subsets import joint_subset, product_of_experts
+from mmbench.nn.image import build_decoder, build_encoder
+from mmbench.objectives.elbo import kl_standard_normal, reparameterize
+from mmbench.objectives.subsets import joint_subset, product_of_experts
 
 
 class ExamplePoE(MultimodalVAE):

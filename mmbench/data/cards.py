@@ -1,0 +1,37 @@
+"""Dataset cards: the pinned checksums a rebuilt dataset must reproduce.
+
+The cards live in mmbench/data/dataset_cards/<name>.md so that they ship with the package (a wheel
+install can verify); datasets/ at the repository root links there.
+
+A card states one line per pinned build, `checksum-<tier>-seed<seed>: <sha256>`, which
+`mmbench data verify` compares against a fresh build.
+"""
+from __future__ import annotations
+
+import re
+import tempfile
+from pathlib import Path
+
+from mmbench.errors import DataError
+from mmbench.api.registry import get_dataset
+
+CARDS_DIR = Path(__file__).resolve().parent / "dataset_cards"
+_LINE = re.compile(r"^checksum-(?P<tier>\w+)-seed(?P<seed>\d+):\s*(?P<sha>[0-9a-f]{64})\s*$", re.MULTILINE)
+
+
+def pinned_checksums(name: str, cards: Path = CARDS_DIR) -> dict[tuple[str, int], str]:
+    """{(tier, seed): sha256} from the card of dataset `name`."""
+    path = Path(cards) / f"{name}.md"
+    if not path.exists():
+        raise DataError(f"no dataset card {path}")
+    return {(m["tier"], int(m["seed"])): m["sha"] for m in _LINE.finditer(path.read_text())}
+
+
+def verify(name: str, tier: str = "quick", seed: int = 0, cards: Path = CARDS_DIR) -> tuple[str, str]:
+    """Rebuild `name` from scratch (no cache) and return (pinned, rebuilt) checksums."""
+    pinned = pinned_checksums(name, cards).get((tier, seed))
+    if pinned is None:
+        raise DataError(f"the card of {name!r} pins no checksum for tier {tier!r} and seed {seed}")
+    with tempfile.TemporaryDirectory(prefix="mmbench-verify-") as scratch:
+        rebuilt = get_dataset(name, Path(scratch), tier=tier, seed=seed).checksum
+    return pinned, rebuilt

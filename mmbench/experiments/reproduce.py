@@ -1,0 +1,286 @@
+"""`mmbench reproduce limitations`: the experiments of Daunhawer et al. (ICLR 2022), claim by claim.
+
+Four claims are checked, each from result records of runs this module plans:
+1. models that sub-sample modalities (MMVAE, MoPoE) generate worse samples than unimodal VAEs;
+2. that quality gap grows with the number of modalities;
+3. over a beta sweep, generative quality trades off against coherence;
+4. coherence drops on Translated-PolyMNIST, where shared information is not predictable in
+   expectation, compared with PolyMNIST;
+5. on the synthetic set, where the discrepancy Δ is known in closed form, the mixture models'
+   estimate of Δ matches it, the joint-only MVAE has Δ ≈ 0, and Δ grows with the number of modalities.
+The quick tier trains on 5,000 tuples for 3 epochs and scores 500 test tuples with the one
+evaluator the claims read (coherence and classifier feature distance), so the whole plan (21
+runs) fits in under an hour on 2 CPU cores; its numbers are indicative, not the paper's.
+The runs go through `mmbench sweep`'s executors (here one after another, a process pool, a SLURM array) and
+each claim gets a figure (mmbench/experiments/figures.py).
+"""
+from __future__ import annotations
+
+import json
+import math
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Callable
+
+from mmbench.experiments import sweep
+from mmbench.errors import ConfigError, MMBenchError
+from mmbench.results.records import RESULT_FILE, read_record
+from mmbench.experiments.runner import RunRequest
+from mmbench.experiments.sweep import ExecutorSettings, Outcome, SweepSpec
+
+QUALITY = "feature_distance/mean"  # lower is better; FID where the tier computes it
+COHERENCE = "coherence/conditional"
+NAME = "reproduce-limitations"
+
+TIER_OVERRIDES = {
+    "quick": ("train.epochs=3", "train.max_train_samples=5000", "eval.max_test_samples=500", "eval.unconditional_samples=500",
+              'eval.metrics=["coherence"]'),
+    "cpu": (),
+    "full": (),
+}
+SUBSAMPLING = ("mmvae", "mopoe")
+"""The mixture-based models whose sub-sampling the paper blames for the quality gap."""
+JOINT_ONLY = ("subsample=false",)
+"""The MVAE trained on the joint posterior alone, without its sub-sampled subsets."""
+GAP_MODELS = (("mmvae", ()), ("mopoe", ()), ("mvae", ()), ("mvae", JOINT_ONLY))
+"""(model, overrides) compared with the unimodal VAE in claim 1."""
+MODALITIES = (2, 3, 4, 5)
+"""Numbers of modalities of claim 2; 5, all of PolyMNIST's, is what every other run uses."""
+BETAS = (0.25, 1.0, 2.5)
+"""The beta sweep of claim 3; 2.5 is the models' default, used by every other run."""
+TRANSLATED_MODELS = ("mvae", "mmvae", "mopoe")
+SYNTHETIC_MODALITIES = (2, 3, 4)
+"""Numbers of modalities of the synthetic set in claim 5."""
+SYNTHETIC_TOLERANCE = 0.25
+"""Claim 5 accepts an estimate of Δ within 25% of the closed form: the estimator is an upper bound
+that tightens as the model fits (benchmarks/validate_discrepancy.py reaches 5% after 300 epochs)."""
+SYNTHETIC_JOINT_MAX = 0.1
+"""... and a joint-only MVAE estimate below 10% of the smallest mixture model's closed-form Δ."""
+DELTA, DELTA_CLOSED = "discrepancy/conditional_entropy", "discrepancy/closed_form"
+CHANCE = 0.1
+"""Coherence of a model that ignores the digit: one of PolyMNIST's 10 labels at random."""
+LEARNED_MARGIN = 0.05
+"""A claim is only judged on multimodal runs whose coherence beats chance by this much: models
+that never encoded the shared digit differ in noise, and a verdict drawn from them is no evidence."""
+
+
+@dataclass(frozen=True)
+class PlannedRun:
+    experiment: str
+    label: str
+    request: RunRequest
+
+
+Executor = Callable[[list[RunRequest]], list[Outcome]]
+"""Runs the requests still to do and says how each went (`mmbench.experiments.sweep.execute` bound to settings)."""
+
+
+def run_name(model: str, dataset: str = "polymnist", sets: tuple[str, ...] = ()) -> str:
+    """Directory name of a planned run, from what sets it apart; claims and figures find runs by it."""
+    return "-".join([model, dataset, *[s.replace("=", "") for s in sets]]).replace(".", "_")
+
+
+def synthetic_sets(m: int) -> tuple[str, ...]:
+    """The synthetic runs train on the whole set for 20 epochs and score the discrepancy alone,
+    whatever the tier's sample caps and metric list."""
+    return (f"dataset.num_modalities={m}", "train.epochs=20", "train.max_train_samples=null", 'eval.metrics=["discrepancy"]')
+
+
+def modality_sets(m: int) -> tuple[str, ...]:
+    return () if m == 5 else (f"dataset.num_modalities={m}",)
+
+
+def beta_sets(beta: float) -> tuple[str, ...]:
+    return () if beta == 2.5 else (f"beta={beta}",)
+
+
+def gap_label(model: str, sets: tuple[str, ...]) -> str:
+    return f"{model} (joint only)" if sets == JOINT_ONLY else model
+
+
+def plan(tier: str, results: Path, seed: int = 0, extra: tuple[str, ...] = ()) -> list[PlannedRun]:
+    """Every run the four claims need; runs shared by several claims appear once."""
+    base = TIER_OVERRIDES[tier] + tuple(extra)
+    runs: dict[str, PlannedRun] = {}
+
+    def add(experiment: str, model: str, dataset: str = "polymnist", sets: tuple[str, ...] = (), label: str | None = None):
+        name = run_name(model, dataset, sets)
+        if name not in runs:
+            request = RunRequest(model, dataset, tier, seed, base + sets, results / name, progress=False)
+            runs[name] = PlannedRun(experiment, label or model, request)
+
+    for model in ("unimodal", "mvae", "mmvae", "mopoe"):
+        add("quality_gap", model)
+    add("quality_gap", "mvae", sets=JOINT_ONLY, label=gap_label("mvae", JOINT_ONLY))
+    for m in MODALITIES:
+        for model in ("unimodal", *SUBSAMPLING):
+            add("modalities", model, sets=modality_sets(m))
+    for beta in BETAS:
+        for model in SUBSAMPLING:
+            add("tradeoff", model, sets=beta_sets(beta))
+    for model in TRANSLATED_MODELS:
+        add("translated", model, "translated_polymnist")
+    for m in SYNTHETIC_MODALITIES:
+        for model in SUBSAMPLING:
+            add("synthetic", model, "synthetic", synthetic_sets(m))
+    add("synthetic", "mvae", "synthetic", synthetic_sets(3) + JOINT_ONLY, label=gap_label("mvae", JOINT_ONLY))
+    return list(runs.values())
+
+
+def value(records: dict[str, dict | None], metric: str, model: str, dataset: str = "polymnist", sets: tuple[str, ...] = ()) -> float:
+    """One planned run's score; NaN when the run failed, has not run, or did not compute `metric`."""
+    record = records.get(run_name(model, dataset, sets))
+    return record["metrics"].get(metric, math.nan) if record else math.nan
+
+
+def _spearman(xs: list[float], ys: list[float]) -> float:
+    """Rank correlation (no ties expected in continuous scores); NaN with fewer than 3 points."""
+    pairs = [(x, y) for x, y in zip(xs, ys) if not (math.isnan(x) or math.isnan(y))]
+    if len(pairs) < 3:
+        return math.nan
+    rank = lambda v: {value: i for i, value in enumerate(sorted(v))}
+    rx, ry = rank([p[0] for p in pairs]), rank([p[1] for p in pairs])
+    n = len(pairs)
+    d2 = sum((rx[x] - ry[y]) ** 2 for x, y in pairs)
+    return 1 - 6 * d2 / (n * (n * n - 1))
+
+
+def _at_chance(records: dict[str, dict | None], runs: list[tuple[str, str, tuple[str, ...]]]) -> list[str]:
+    """The runs (model, dataset, sets) whose coherence does not beat chance by LEARNED_MARGIN."""
+    return [run_name(*run) for run in runs if value(records, COHERENCE, *run) <= CHANCE + LEARNED_MARGIN]
+
+
+def _verdict(ok: bool | None, at_chance: list[str]) -> str:
+    if ok is None:
+        return "inconclusive (runs missing)"
+    if at_chance:
+        return (f"inconclusive ({len(at_chance)} of the runs it compares are at chance coherence, "
+                f"<= {CHANCE + LEARNED_MARGIN:g}: not trained far enough to encode the digit)")
+    return "supported" if ok else "not supported"
+
+
+def claims(records: dict[str, dict | None]) -> list[tuple[str, str, list[str]]]:
+    """(claim, verdict, evidence lines) for each of the five claims, from records keyed by run dir name."""
+    out = []
+    uni = value(records, QUALITY, "unimodal")
+    lines, ok = [f"unimodal: {QUALITY} = {uni:.4f}"], None
+    gaps = {}
+    for model, sets in GAP_MODELS:
+        quality = value(records, QUALITY, model, sets=sets)
+        gaps[(model, sets)] = quality - uni
+        lines.append(f"{gap_label(model, sets)}: {QUALITY} = {quality:.4f}, gap {quality - uni:+.4f}")
+    sub = [gaps[(model, ())] for model in SUBSAMPLING]
+    if not any(math.isnan(g) for g in sub):
+        ok = all(g > 0 for g in sub)
+    chance = _at_chance(records, [(model, "polymnist", sets) for model, sets in GAP_MODELS])
+    out.append(("1. MMVAE and MoPoE generate worse samples than the unimodal VAE", _verdict(ok, chance), lines))
+
+    lines, checks = [], []
+    for model in SUBSAMPLING:
+        series = [value(records, QUALITY, model, sets=modality_sets(m)) - value(records, QUALITY, "unimodal", sets=modality_sets(m))
+                  for m in MODALITIES]
+        rho = _spearman(list(MODALITIES), series)
+        checks.append(None if math.isnan(rho) else rho > 0)
+        lines.append(f"{model}: gap for M=2..5 = {', '.join(f'{g:+.4f}' for g in series)} (Spearman {rho:+.2f})")
+    ok = None if None in checks else all(checks)
+    chance = _at_chance(records, [(model, "polymnist", modality_sets(m)) for model in SUBSAMPLING for m in MODALITIES])
+    out.append(("2. The quality gap grows with the number of modalities", _verdict(ok, chance), lines))
+
+    lines, checks = [], []
+    for model in SUBSAMPLING:
+        quality = [value(records, QUALITY, model, sets=beta_sets(beta)) for beta in BETAS]
+        coherence = [value(records, COHERENCE, model, sets=beta_sets(beta)) for beta in BETAS]
+        rho = _spearman(coherence, quality)
+        checks.append(None if math.isnan(rho) else rho > 0)
+        lines.append(f"{model}: beta {list(BETAS)} -> coherence {[round(c, 3) for c in coherence]}, {QUALITY} {[round(q, 3) for q in quality]} (Spearman {rho:+.2f})")
+    ok = None if None in checks else all(checks)
+    chance = _at_chance(records, [(model, "polymnist", beta_sets(beta)) for model in SUBSAMPLING for beta in BETAS])
+    out.append(("3. Higher coherence comes with worse quality over a beta sweep (trade-off)", _verdict(ok, chance), lines))
+
+    lines, checks = [], []
+    for model in TRANSLATED_MODELS:
+        poly, trans = value(records, COHERENCE, model), value(records, COHERENCE, model, "translated_polymnist")
+        checks.append(None if math.isnan(poly) or math.isnan(trans) else trans < poly)
+        lines.append(f"{model}: {COHERENCE} PolyMNIST {poly:.3f}, Translated-PolyMNIST {trans:.3f}")
+    ok = None if None in checks else all(checks)
+    chance = _at_chance(records, [(model, "polymnist", ()) for model in TRANSLATED_MODELS])
+    out.append(("4. Coherence drops on Translated-PolyMNIST", _verdict(ok, chance), lines))
+
+    lines, checks = [], []
+    for model in SUBSAMPLING:
+        estimates = [value(records, DELTA, model, "synthetic", synthetic_sets(m)) for m in SYNTHETIC_MODALITIES]
+        closed = [value(records, DELTA_CLOSED, model, "synthetic", synthetic_sets(m)) for m in SYNTHETIC_MODALITIES]
+        errors = [(e - c) / c for e, c in zip(estimates, closed)]
+        checks += [None if math.isnan(r) else abs(r) <= SYNTHETIC_TOLERANCE for r in errors]
+        checks.append(None if any(math.isnan(c) for c in estimates + closed) else
+                      all(a < b for a, b in zip(closed, closed[1:])) and all(a < b for a, b in zip(estimates, estimates[1:])))
+        lines.append(f"{model}: M={list(SYNTHETIC_MODALITIES)} closed-form Δ {[round(c, 3) for c in closed]}, "
+                     f"estimate {[round(e, 3) for e in estimates]} (relative error {', '.join(f'{r:+.1%}' for r in errors)})")
+    joint = value(records, DELTA, "mvae", "synthetic", synthetic_sets(3) + JOINT_ONLY)
+    smallest = min(value(records, DELTA_CLOSED, model, "synthetic", synthetic_sets(3)) for model in SUBSAMPLING)
+    checks.append(None if math.isnan(joint) or math.isnan(smallest) else joint <= SYNTHETIC_JOINT_MAX * smallest)
+    lines.append(f"mvae (joint only), M=3: estimate {joint:.3f} (accepted below {SYNTHETIC_JOINT_MAX:g} x {smallest:.3f})")
+    ok = None if None in checks else all(checks)
+    out.append(("5. On the synthetic set the estimated Δ matches its closed form, is ≈ 0 for the joint-only MVAE "
+                "and grows with M", _verdict(ok, []), lines))
+    return out
+
+
+def report(records: dict[str, dict | None], failures: dict[str, str], tier: str, figures: list[str]) -> str:
+    """Markdown report: one section per claim with its verdict, the numbers behind it and its
+    figure (`figures`: one markdown line per claim, a link or why there is none)."""
+    parts = [f"# Reproducing *On the Limitations of Multimodal VAEs* ({tier} tier)\n",
+             f"Quality is `{QUALITY}` (lower is better), coherence `{COHERENCE}`.\n"]
+    for (claim, verdict, lines), figure in zip(claims(records), figures, strict=True):
+        parts.append(f"## {claim}\n\n**{verdict}**\n")
+        parts.extend(f"- {line}" for line in lines)
+        parts.append(f"\n{figure}\n")
+    if failures:
+        parts.append("## Failed runs\n")
+        parts.extend(f"- {name}: {error}" for name, error in sorted(failures.items()))
+    return "\n".join(parts) + "\n"
+
+
+def executor_settings(name: str, workers: int, slurm: tuple[str, ...]) -> ExecutorSettings:
+    """Settings as a sweep spec's `executor` would give them, checked by the sweep's own rules;
+    `slurm` holds KEY=VALUE pairs named like the spec's `executor.slurm` keys."""
+    if slurm and name != "slurm":
+        raise ConfigError("--slurm resources need --executor slurm")
+    return sweep.executor_settings({"name": name, "workers": workers, "slurm": dict(map(_setting, slurm))}, "--slurm")
+
+
+def _setting(pair: str) -> tuple[str, Any]:
+    """KEY=VALUE, VALUE read as JSON where it parses (numbers), else kept as typed ("04:00:00", gpu)."""
+    key, sep, text = pair.partition("=")
+    if not sep or not key:
+        raise ConfigError(f"--slurm {pair!r}: expected KEY=VALUE, e.g. partition=gpu")
+    try:
+        return key, json.loads(text)
+    except json.JSONDecodeError:
+        return key, text
+
+
+def sweep_executor(settings: ExecutorSettings, results: Path, report: Callable[[Outcome], None],
+                   announce: Callable[[str], None]) -> Executor:
+    """`mmbench sweep`'s executors, so a reproduction runs wherever a sweep does (submitit logs go
+    under RESULTS/.submitit); `report` sees each outcome as it arrives."""
+    spec = SweepSpec(NAME, (), (), (), (), {}, results, executor=settings)  # sweep.execute reads only name, results, executor
+    return lambda todo: sweep.execute(spec, todo, report, announce)
+
+
+def execute(planned: list[PlannedRun], executor: Executor) -> tuple[dict[str, dict | None], dict[str, str]]:
+    """Run what is not finished yet through `executor` (finished runs skipped, started ones resumed)
+    and return records and failures by run name. Records are read back from the run directories,
+    so every executor, a SLURM array included, ends the same way."""
+    done, todo = sweep.triage([p.request for p in planned])
+    outcomes = done + executor(todo)
+    failures = {o.name: o.error for o in outcomes if o.state == "failed"}
+    return {p.request.out.name: _record(p.request.out) for p in planned}, failures
+
+
+def _record(run_dir: Path) -> dict | None:
+    """The run's result record; None for a run without a valid one (failed, not run)."""
+    try:
+        return read_record(run_dir / RESULT_FILE)
+    except MMBenchError:
+        return None

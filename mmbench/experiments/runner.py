@@ -1,0 +1,216 @@
+"""One benchmark run, end to end: config -> data -> model -> training -> scores -> result record.
+
+A run owns one directory. It never overwrites finished work: a directory with a result needs a
+new `--out`, one with an unfinished run needs `--resume`, and resuming checks the config matches.
+"""
+from __future__ import annotations
+
+import fcntl
+import json
+import time
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Iterator
+
+import torch
+
+from mmbench.files import atomic_write_json, read_json
+from mmbench.training.config import resolve_config
+from mmbench.data.cache import default_data_root
+from mmbench.errors import ConfigError, MMBenchError
+from mmbench.evaluation.evaluators import EvalContext, chosen_evaluators, curve_point, evaluate
+from mmbench.metrics.quality_gap import REFERENCE_MODEL, QualityGap, find_reference, quality_gap
+from mmbench.results.records import RESULT_FILE, SCHEMA_VERSION, provenance, read_record, score_versions, write_record
+from mmbench.api.registry import create_model, get_dataset
+from mmbench.evaluation.samples import save_sample_grids
+from mmbench.training.loop import CHECKPOINT, train
+from mmbench.training.checkpoint import load_checkpoint
+
+CONFIG_FILE = "config.json"
+LOCK_FILE = ".lock"
+_HELD: set[Path] = set()
+
+
+@contextmanager
+def exclusive(run_dir: Path) -> Iterator[None]:
+    """Hold a lock on the run directory for as long as this process works in it, so a second `run`
+    (or sweep job) into the same --out is refused instead of silently overwriting the first one's
+    result; released when the process dies. Re-entrant within one process (a sweep job locks the
+    directory before it decides whether to run, and `run` locks it again)."""
+    run_dir = Path(run_dir).resolve()
+    if run_dir in _HELD:
+        yield
+        return
+    try:
+        run_dir.mkdir(parents=True, exist_ok=True)
+        handle = open(run_dir / LOCK_FILE, "w")
+    except OSError as exc:
+        raise MMBenchError(f"cannot use {run_dir} as a run directory ({exc.strerror})") from None
+    with handle:
+        try:
+            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            raise MMBenchError(f"{run_dir} is being written by another process; wait for it or choose another --out") from None
+        _HELD.add(run_dir)
+        try:
+            yield
+        finally:
+            _HELD.discard(run_dir)
+
+
+@dataclass
+class RunRequest:
+    model: str
+    dataset: str
+    tier: str = "quick"
+    seed: int = 0
+    overrides: tuple[str, ...] = ()
+    out: Path | None = None
+    data_root: Path | None = None
+    device: str = "auto"
+    resume: bool = False
+    progress: bool = True
+
+    def run_dir(self) -> Path:
+        return Path(self.out) if self.out else Path("runs") / f"{self.model}-{self.dataset}-{self.tier}-seed{self.seed}"
+
+
+def pick_device(name: str) -> torch.device:
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    if name.startswith("cuda") and not torch.cuda.is_available():
+        raise ConfigError(f"device {name!r} asked for, but CUDA is not available here")
+    return torch.device(name)
+
+
+def plan(request: RunRequest) -> dict:
+    """The resolved config of a request, checked against what its run directory already holds."""
+    config = resolve_config(request.model, request.dataset, request.tier, list(request.overrides))
+    config = {"model_name": request.model, "dataset_name": request.dataset, "tier": request.tier, "seed": request.seed, **config}
+    run_dir = request.run_dir()
+    if (run_dir / RESULT_FILE).exists() and not request.resume:
+        raise MMBenchError(f"{run_dir} already holds a finished run; choose another --out (or --resume to rescore)")
+    if (run_dir / CONFIG_FILE).exists():
+        if not request.resume:
+            raise MMBenchError(f"{run_dir} holds an unfinished run; add --resume to continue it or choose another --out")
+        previous = read_json(run_dir / CONFIG_FILE, "run config")
+        if previous != json.loads(json.dumps(config)):
+            raise MMBenchError(f"--resume: the config differs from the one {run_dir} was started with ({run_dir / CONFIG_FILE})")
+    return config
+
+
+def run(request: RunRequest) -> dict:
+    """Execute a run and return its result record."""
+    with exclusive(request.run_dir()):
+        return _run(request)
+
+
+def _run(request: RunRequest) -> dict:
+    config = plan(request)
+    run_dir = request.run_dir()
+    device = pick_device(request.device)
+    data_root = Path(request.data_root) if request.data_root else default_data_root()
+    began = time.perf_counter()
+    dataset = get_dataset(request.dataset, data_root, **config["dataset"])
+    data_seconds = time.perf_counter() - began
+
+    torch.manual_seed(request.seed)
+    model = create_model(request.model, dataset.spec, **config["model"])
+    ctx = _context(config, request.seed, model, dataset, data_root, device, request.progress)
+    chosen_evaluators(ctx, _evaluator_names(config["eval"]["metrics"]))  # a metric typo fails before training
+    run_dir.mkdir(parents=True, exist_ok=True)
+    atomic_write_json(run_dir / CONFIG_FILE, config)
+    trained = train(
+        model, _limit(dataset.train, config["train"]["max_train_samples"]), epochs=config["train"]["epochs"],
+        batch_size=config["train"]["batch_size"], lr=config["train"]["lr"], seed=request.seed, run_dir=run_dir,
+        device=device, resume=request.resume, progress=request.progress,
+        compile=config["train"]["compile"], precision=config["train"]["precision"],
+        warmup_steps=config["train"]["warmup_steps"], on_epoch=_curve(ctx, config),
+    )
+    record = {
+        "schema_version": SCHEMA_VERSION,
+        "model": request.model,
+        "dataset": request.dataset,
+        "tier": request.tier,
+        "seed": request.seed,
+        "config": config,
+        "metrics": {},
+        "metric_versions": {},
+        "score_versions": score_versions(request.model, model.version, request.tier),
+        "num_parameters": sum(p.numel() for p in model.parameters()),
+        "timing": {"data_seconds": data_seconds, "train_seconds": trained.seconds},
+        "train_history": trained.history,
+    }
+    return _score(record, ctx, run_dir, config["eval"]["metrics"])
+
+
+def rescore(run_dir: Path, metrics: list[str] | None = None, data_root: Path | None = None, device: str = "auto", progress: bool = True) -> dict:
+    """(Re)compute metrics of a finished run from its config and checkpoint; updates result.json."""
+    with exclusive(run_dir):
+        return _rescore(Path(run_dir), metrics, data_root, device, progress)
+
+
+def _rescore(run_dir: Path, metrics: list[str] | None, data_root: Path | None, device: str, progress: bool) -> dict:
+    record = read_record(run_dir / RESULT_FILE)
+    config = record["config"]
+    data_root = Path(data_root) if data_root else default_data_root()
+    dataset = get_dataset(record["dataset"], data_root, **config["dataset"])
+    model = create_model(record["model"], dataset.spec, **config["model"])
+    state = load_checkpoint(run_dir / CHECKPOINT)
+    try:
+        model.load_state_dict(state["model"])
+    except (KeyError, TypeError, RuntimeError) as exc:
+        reason = (str(exc).strip().splitlines() or [""])[0][:160]
+        raise MMBenchError(f"checkpoint {run_dir / CHECKPOINT} does not fit the model its record describes ({type(exc).__name__}: {reason})") from None
+    ctx = _context(config, record["seed"], model, dataset, data_root, pick_device(device), progress)
+    return _score(record, ctx, run_dir, metrics)
+
+
+def _context(config: dict, seed: int, model, dataset, data_root: Path, device: torch.device, progress: bool) -> EvalContext:
+    return EvalContext(
+        model=model, dataset=dataset, train=dataset.train, test=_limit(dataset.test, config["eval"]["max_test_samples"]),
+        options=config["eval"], seed=seed, device=device, data_root=data_root, progress=progress,
+    )
+
+
+def _curve(ctx: EvalContext, config: dict):
+    """The epoch hook that scores learning-curve points, or None when train.curve_every is 0."""
+    every, last = config["train"]["curve_every"], config["train"]["epochs"]
+    if not every:
+        return None
+    return lambda epoch: curve_point(ctx, config["eval"]["curve_samples"]) if epoch % every == 0 or epoch == last else {}
+
+
+def _evaluator_names(metrics: list[str] | None) -> list[str] | None:
+    """The evaluators a metrics list names (quality_gap is computed from records, not by one)."""
+    return None if metrics is None else [m for m in metrics if m != QualityGap.name]
+
+
+def _score(record: dict, ctx: EvalContext, run_dir: Path, metrics: list[str] | None) -> dict:
+    model, dataset, device, seed = ctx.model, ctx.dataset, ctx.device, ctx.seed
+    model.to(device)
+    began = time.perf_counter()
+    evaluators = _evaluator_names(metrics)
+    scores, versions, seconds = evaluate(ctx, evaluators) if evaluators != [] else ({}, {}, {})
+    record["timing"]["eval_seconds"] = time.perf_counter() - began
+    record["timing"].update({f"eval_seconds/{name}": value for name, value in seconds.items()})
+    save_sample_grids(model, ctx.test, run_dir / "samples", seed=seed, device=device)
+    record["metrics"] = {**record["metrics"], **scores}
+    record["metric_versions"] = {**record["metric_versions"], **versions}
+    reference = find_reference(run_dir, record) if record["model"] != REFERENCE_MODEL else None
+    if reference is not None:
+        record["metrics"].update(quality_gap(record, reference))
+        record["metric_versions"][QualityGap.name] = QualityGap.version
+    manifest = ctx.extras.get("classifier_manifest")
+    classifiers = {}
+    if manifest:
+        record["classifier_accuracy"] = {f"m{i}": e["test_accuracy"] for i, e in enumerate(manifest["modalities"])}
+        classifiers = {f"m{i}": e["sha256"] for i, e in enumerate(manifest["modalities"])}
+    record["provenance"] = provenance(device, dataset.checksum, classifiers)
+    write_record(run_dir, record)
+    return record
+
+
+def _limit(split, n: int | None):
+    return split if n is None or n >= len(split) else split.subset(slice(0, n))
