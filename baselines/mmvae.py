@@ -9,11 +9,9 @@ from __future__ import annotations
 import math
 
 import torch
-from torch.distributions import Categorical, Independent, MixtureSameFamily, Normal
 
 from mmbench import ConfigError, DatasetSpec, ExpertsVAE, register_model
 from mmbench.objectives import (
-    kl_standard_normal,
     log_mixture_density,
     log_standard_normal,
     mixture_elbo,
@@ -38,13 +36,7 @@ class MMVAE(ExpertsVAE):
         return unimodal_subsets(self.num_modalities)
 
     def encode(self, xs, subsets):
-        """q(z | x_S): uniform mixture of the experts in S (a single expert when |S| = 1)."""
-        mu, logvar = self.experts(xs)  # (M, B, D)
-        subsets = subsets.to(mu.device)
-        logits = torch.where(subsets, 0.0, -math.inf).unsqueeze(1).expand(-1, mu.shape[1], -1)
-        std = torch.exp(0.5 * logvar).permute(1, 0, 2)
-        components = Independent(Normal(mu.permute(1, 0, 2).expand(len(subsets), -1, -1, -1), std.expand(len(subsets), -1, -1, -1)), 1)
-        return MixtureSameFamily(Categorical(logits=logits), components)
+        return self.mixture_posterior(xs, subsets)
 
     def objective(self, xs):
         mu, logvar = self.experts(xs)

@@ -8,7 +8,7 @@
 # the 3 seeds +- max(4 std, 0.05) (`regress --spread`).
 set -euo pipefail
 cd "$(dirname "$0")/.."
-baselines="unimodal mvae mmvae mopoe mmvaeplus"
+baselines="unimodal mvae mmvae mopoe mmvaeplus mvtcae mmjsd mmvm"
 gate_sets=(--set train.epochs=3)
 run() {  # folder model dataset tier seed [--set ...]
   local out="leaderboard/$1/$2-$3-$4-seed$5"

@@ -1,5 +1,4 @@
 """Coherence classifiers: frozen assets, reproducible bytes, refused when tampered with."""
-import json
 
 import pytest
 import torch

@@ -21,7 +21,7 @@ from mmbench.data import download as download_module
 from mmbench.data.cub import EOS, EXC, PAD, cub, decode_captions, tokenize
 from mmbench.data.download import Release, download, fetch_release
 from mmbench.errors import DataError
-from mmbench.metrics.cca_coherence import asset_dir, evaluate_cca_coherence, load_or_fit_cca
+from mmbench.evaluation.cca import asset_dir, evaluate_cca_coherence, load_or_fit_cca
 from mmbench.nn import build_decoder
 from mmbench.nn.cub import MaskedCategorical
 from mmbench.api.registry import create_model

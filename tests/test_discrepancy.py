@@ -68,6 +68,30 @@ def test_baselines_declare_their_mixtures(image_spec):
     assert mixture_weighting(unimodal(image_spec, latent_dim=4)) is None
 
 
+def test_the_example_plugin_gets_the_discrepancy_through_the_public_api(image_spec, monkeypatch):
+    """The example plugin imports only names `mmbench` exports, and its declared mixture (the
+    joint ELBO) reaches the discrepancy metric, as a baseline's does."""
+    import ast
+    from pathlib import Path
+
+    import mmbench
+    import mmbench.objectives
+
+    folder = Path(__file__).resolve().parent.parent / "examples" / "mmbench-example-plugin"
+    tree = ast.parse((folder / "mmbench_example_plugin" / "model.py").read_text())
+    exported = {"mmbench": set(mmbench.__all__), "mmbench.objectives": set(mmbench.objectives.__all__)}
+    for node in ast.walk(tree):
+        if isinstance(node, ast.ImportFrom) and node.module.startswith("mmbench"):
+            assert node.module in exported, node.module
+            assert {a.name for a in node.names} <= exported[node.module]
+    monkeypatch.syspath_prepend(str(folder))
+    from mmbench_example_plugin.model import example_poe
+
+    model = example_poe(image_spec, latent_dim=4)
+    subsets, weights = mixture_weighting(model)
+    assert subsets.tolist() == [[True, True, True]] and weights.tolist() == [1.0]
+
+
 @pytest.mark.parametrize("weighting", [mmvae_weighting(3), mopoe_weighting(3), joint_weighting(3)])
 def test_estimators_on_the_linear_gaussian(weighting):
     """Exact posteriors: the gap is sum_S w_S KL(p(z|x_S) || p(z|x)) and the conditional

@@ -11,9 +11,10 @@ from torch import nn
 from torch.distributions import Independent, Normal
 
 from mmbench import DatasetSpec, MultimodalVAE
-from mmbench.cli.check_plugin import check_plugin
-from mmbench.api.plugin_check import check_model, parse_options
+from mmbench.api.options import parse_assignments
+from mmbench.api.plugin_check import check_model
 from mmbench.api.registry import MODELS
+from mmbench.cli.check_plugin import check_plugin
 from mmbench.objectives.subsets import product_of_experts
 
 
@@ -141,7 +142,7 @@ def test_a_factory_returning_no_vae_fails_the_build_and_skips_the_rest(toys):
 
 
 def test_options_reach_the_factory_and_bad_ones_are_user_errors(toys):
-    assert parse_options(["beta=1", "objective=dreg", "flag=false"]) == {"beta": 1, "objective": "dreg", "flag": False}
+    assert parse_assignments(["beta=1", "objective=dreg", "flag=false"]) == {"beta": 1, "objective": "dreg", "flag": False}
     outcome = CliRunner().invoke(check_plugin, ["toy_good", "--set", "latent_dim=3", "--modalities", "2"])
     assert outcome.exit_code == 0 and "latent_dim 3" in outcome.output
     outcome = CliRunner().invoke(check_plugin, ["toy_good", "--set", "beta=1"])

@@ -52,3 +52,26 @@ def test_broken_plugin_is_reported_and_others_still_load(fake_distribution):
     assert "fake_missing_dependency" in reg.broken["broken"]
     with pytest.raises(PluginError, match="broken"):
         reg.get("broken")
+
+
+def test_a_factory_that_cannot_build_a_model_is_refused_at_registration():
+    from torch import nn
+
+    from mmbench import MultimodalVAE, register_model
+    from mmbench_baselines.mopoe import MoPoE
+
+    reg = Registry("model", "mmbench.nothing", product=MultimodalVAE)
+    with pytest.raises(PluginError, match="builds Linear, not a subclass of mmbench.MultimodalVAE"):
+        reg.add("linear", nn.Linear)
+    with pytest.raises(PluginError, match="builds Module"):
+
+        @reg.register()
+        def annotated(spec, latent_dim: int = 8) -> nn.Module:
+            return nn.Module()
+
+    with pytest.raises(PluginError, match="must take the DatasetSpec as its first argument"):
+        reg.add("keywords_only", lambda *, latent_dim=8: None)
+    reg.add("subclass", MoPoE)  # a MultimodalVAE subclass is a factory by itself
+    assert reg.get("subclass") is MoPoE
+    with pytest.raises(PluginError, match="not a subclass"):
+        register_model("public_decorator_checks_too")(nn.Linear)

@@ -12,17 +12,27 @@ from pathlib import Path
 import pytest
 import submitit
 from click.testing import CliRunner
+from record_factory import make_record, write
 
 from mmbench.cli.sweep import sweep
 from mmbench.errors import ConfigError, MMBenchError
-from mmbench.results.records import RESULT_FILE
-from mmbench.experiments.runner import CONFIG_FILE, plan
-from mmbench.results.store import load_results
+from mmbench.experiments.runner import CONFIG_FILE, LOCK_FILE, plan, run_name
 from mmbench.experiments.sweep import (
-    LOCK_FILE, RunJob, SlurmSettings, execute, expand, load_spec, make_submitit_executor, override, parse_minutes, parse_spec,
-    run_name, run_one, run_state, triage,
+    RunJob,
+    SlurmSettings,
+    execute,
+    expand,
+    load_spec,
+    make_submitit_executor,
+    override,
+    parse_minutes,
+    parse_spec,
+    run_one,
+    run_state,
+    triage,
 )
-from record_factory import make_record, write
+from mmbench.results.records import RESULT_FILE
+from mmbench.results.store import load_results
 
 TINY = {
     "dataset.n_train": 128, "dataset.n_test": 50, "dataset.num_modalities": 2, "model.latent_dim": 8,

@@ -5,21 +5,23 @@ evaluator, a NaN at epoch 40, a checkpoint that does not load on resume). These 
 every method the harness calls, in seconds on a CPU, and say which one is wrong and why.
 A model that cannot be imported is a one-line error, not a checklist; a factory that raises or
 returns something other than a MultimodalVAE fails the first check and skips the rest.
+
+Longer than most modules: one short check per method of the contract, in the order the harness
+calls them.
 """
 from __future__ import annotations
 
 import io
-import json
 from dataclasses import dataclass
-from typing import Any, Callable, Sequence
+from typing import Any, Callable
 
 import torch
 from torch.distributions import Distribution
 
 from mmbench.api.model import MultimodalVAE
+from mmbench.api.registry import MODELS, create_model, model_options
 from mmbench.data.base import DatasetSpec, ModalitySpec
 from mmbench.errors import MMBenchError
-from mmbench.api.registry import MODELS, create_model, model_options
 from mmbench.objectives.subsets import all_subsets
 
 BATCH = 4
@@ -45,20 +47,6 @@ def tiny_spec(num_modalities: int = 3) -> DatasetSpec:
     """PolyMNIST-shaped image modalities, so the standard networks apply."""
     modalities = tuple(ModalitySpec(f"m{m}", "image", IMAGE_SHAPE) for m in range(num_modalities))
     return DatasetSpec("plugin-check", modalities, num_classes=10)
-
-
-def parse_options(items: Sequence[str]) -> dict[str, Any]:
-    """`key=value` model options, values as JSON literals (bare words stay strings), as for `--set`."""
-    options = {}
-    for item in items:
-        if "=" not in item:
-            raise MMBenchError(f"malformed --set {item!r}: expected key=value")
-        key, raw = item.split("=", 1)
-        try:
-            options[key.strip()] = json.loads(raw)
-        except json.JSONDecodeError:
-            options[key.strip()] = raw
-    return options
 
 
 def check_model(name: str, options: dict[str, Any] | None = None, num_modalities: int = 3, seed: int = 0,

@@ -9,18 +9,21 @@ from __future__ import annotations
 
 import difflib
 import inspect
+import typing
 from importlib.metadata import entry_points
 from typing import Any, Callable
 
+from mmbench.api.model import MultimodalVAE
 from mmbench.errors import MMBenchError, PluginError
 
 
 class Registry:
     """Maps names to factory callables; `group` is the entry-point group searched on a miss."""
 
-    def __init__(self, kind: str, group: str):
+    def __init__(self, kind: str, group: str, product: type | None = None):
         self.kind = kind
         self.group = group
+        self.product = product
         self._factories: dict[str, Callable[..., Any]] = {}
         self._entry_points: dict[str, Any] | None = None
         self.broken: dict[str, str] = {}
@@ -37,6 +40,7 @@ class Registry:
     def add(self, name: str, factory: Callable) -> None:
         if not callable(factory):
             raise PluginError(f"{self.kind} {name!r}: {factory!r} is not callable")
+        self._check_product(name, factory)
         known = self._factories.get(name)
         if known is not None and known is not factory:
             raise PluginError(
@@ -44,6 +48,19 @@ class Registry:
                 f"({_where(known)} and {_where(factory)}); rename one of them"
             )
         self._factories[name] = factory
+
+    def _check_product(self, name: str, factory: Callable) -> None:
+        """Refuse, at registration, a factory that cannot build `self.product`: a class that is not
+        a subclass, or a function whose return annotation names another class. (What an
+        unannotated function returns is still checked when it is built.)"""
+        if self.product is None:
+            return
+        built = factory if inspect.isclass(factory) else _return_annotation(factory)
+        if inspect.isclass(built) and not issubclass(built, self.product):
+            raise PluginError(f"{self.kind} {name!r}: {_where(factory)} builds {built.__name__}, "
+                              f"not a subclass of mmbench.{self.product.__name__}")
+        if not _takes_a_positional(factory):
+            raise PluginError(f"{self.kind} {name!r}: {_where(factory)} must take the DatasetSpec as its first argument")
 
     def _discover(self) -> dict[str, Any]:
         """Entry points by name. Two packages declaring one name is an error naming both (which one
@@ -75,7 +92,11 @@ class Registry:
         if not callable(factory):
             self.broken[name] = f"{ep.value} is not a callable factory"
             return None
-        self.add(name, factory)
+        try:
+            self.add(name, factory)
+        except PluginError as exc:  # wrong product, no spec parameter: broken, by name
+            self.broken[name] = f"{ep.value}: {str(exc).split(': ', 1)[-1]}"
+            return None
         return factory
 
     def get(self, name: str) -> Callable:
@@ -104,15 +125,49 @@ def _distribution(ep: Any) -> str:
     return f"package {dist.name}" if dist is not None else "unknown package"
 
 
+def _return_annotation(factory: Callable) -> Any:
+    """The resolved return annotation of `factory`, or None when it has none or it cannot be resolved."""
+    try:
+        return typing.get_type_hints(factory).get("return")
+    except Exception:  # an annotation naming something not importable here is not ours to judge
+        return None
+
+
+def _takes_a_positional(factory: Callable) -> bool:
+    try:
+        params = list(inspect.signature(factory).parameters.values())
+    except (TypeError, ValueError):  # builtins without a signature: let the build decide
+        return True
+    return any(p.kind in (p.POSITIONAL_ONLY, p.POSITIONAL_OR_KEYWORD, p.VAR_POSITIONAL) for p in params)
+
+
 def _where(obj: Callable) -> str:
     return f"{getattr(obj, '__module__', '?')}.{getattr(obj, '__qualname__', repr(obj))}"
 
 
-MODELS = Registry("model", "mmbench.models")
+MODELS = Registry("model", "mmbench.models", product=MultimodalVAE)
 DATASETS = Registry("dataset", "mmbench.datasets")
 
-register_model = MODELS.register
-register_dataset = DATASETS.register
+def register_model(name: str | None = None) -> Callable[[Callable], Callable]:
+    """Decorator: register a model factory under `name` (default: the function's name).
+
+    The factory rules, the whole plugin contract besides `MultimodalVAE` itself:
+    - it is a MultimodalVAE subclass, or a callable returning one (annotate the return type and a
+      wrong one is refused here, at registration; otherwise when it is built);
+    - its first parameter is positional and receives the `DatasetSpec` of the data;
+    - every other parameter has a default: those are the model's options, each settable as
+      `--set NAME=VALUE` (or `model.NAME=VALUE`) and written into the record's config; a tier's
+      model recipe (latent_dim, beta, ...) applies to the options a model has.
+    Outside packages register through the `mmbench.models` entry-point group instead of importing
+    mmbench at import time; the rules are the same.
+    """
+    return MODELS.register(name)
+
+
+def register_dataset(name: str | None = None) -> Callable[[Callable], Callable]:
+    """Decorator: register a dataset factory `factory(data_root, *, tier, seed, **options)` that
+    returns a MultimodalDataset (entry-point group `mmbench.datasets`)."""
+    return DATASETS.register(name)
 
 
 def list_models() -> list[str]:
@@ -137,17 +192,18 @@ def _options(factory: Callable) -> dict[str, Any]:
     return {p.name: p.default for p in params if p.kind is p.KEYWORD_ONLY or p.default is not p.empty}
 
 
+def _check_options(registry: Registry, name: str, factory: Callable, options: dict[str, Any]) -> None:
+    known = _options(factory)
+    unknown = set(options) - set(known)
+    if unknown:
+        raise MMBenchError(f"{registry.kind} {name!r} has no option(s) {', '.join(sorted(unknown))} "
+                           f"(options: {', '.join(sorted(known))})")
+
+
 def create_model(name: str, spec, **options):
     """Build model `name` for a dataset described by `spec`; checks the result is a MultimodalVAE."""
-    from mmbench.api.model import MultimodalVAE
-
     factory = MODELS.get(name)
-    unknown = set(options) - set(_options(factory))
-    if unknown:
-        raise MMBenchError(
-            f"model {name!r} has no option(s) {', '.join(sorted(unknown))} "
-            f"(options: {', '.join(sorted(_options(factory)))})"
-        )
+    _check_options(MODELS, name, factory, options)
     try:
         model = factory(spec, **options)
     except MMBenchError:
@@ -164,10 +220,5 @@ def create_model(name: str, spec, **options):
 def get_dataset(name: str, data_root, **options):
     """Build (or load from the cache under `data_root`) dataset `name`; options go to its factory."""
     factory = DATASETS.get(name)
-    unknown = set(options) - set(_options(factory))
-    if unknown:
-        raise MMBenchError(
-            f"dataset {name!r} has no option(s) {', '.join(sorted(unknown))} "
-            f"(options: {', '.join(sorted(_options(factory)))})"
-        )
+    _check_options(DATASETS, name, factory, options)
     return factory(data_root, **options)

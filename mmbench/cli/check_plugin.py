@@ -22,10 +22,11 @@ def check_plugin(name: str, overrides: tuple[str, ...], modalities: int, seed: i
 
     Prints a checklist; exits 0 when every check passes, 1 when one fails, 2 when the model
     cannot be imported."""
-    from mmbench.api.plugin_check import check_model, parse_options
+    from mmbench.api.options import parse_assignments
+    from mmbench.api.plugin_check import check_model
 
     try:
-        results = check_model(name, parse_options(overrides), modalities, seed, device)
+        results = check_model(name, parse_assignments(overrides), modalities, seed, device)
     except MMBenchError as exc:
         click.echo(f"error: {exc}", err=True)
         sys.exit(2)

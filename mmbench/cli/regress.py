@@ -38,7 +38,9 @@ def regress(reference: Path | None, results: Path | None, run_missing: bool, dat
     Exit status: 0 all within their bands; 1 a regression (REGRESSION, missing or STALE); 2 bad input
     (unreadable reference, bad option; bad records are skipped with a warning unless --strict);
     3 a crash of mmbench itself."""
+    from mmbench.experiments import runner
     from mmbench.results import regress as checks
+
     if (reference is None) == (write_reference is None):
         raise click.UsageError("give exactly one of --reference FILE (check) or --write-reference FILE")
     if write_reference is not None:
@@ -64,7 +66,7 @@ def regress(reference: Path | None, results: Path | None, run_missing: bool, dat
     if run_missing:
         results.mkdir(parents=True, exist_ok=True)
         records, _ = load_results(results)
-        for made in checks.run_missing(entries, records, results, data_root, device):
+        for made in runner.run_missing(entries, records, results, data_root, device):
             click.echo(f"ran {made}", err=True)
     records, problems = load_results(results)
     report_bad_records(problems, strict)

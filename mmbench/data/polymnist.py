@@ -8,6 +8,9 @@ the modalities no longer share the digit's position.
 
 Datasets are rebuilt bit-identically from (tier, seed, sizes, M, RECIPE_VERSION) and cached under
 `<data_root>/<name>/`; a copy of the official PNG release under the data root takes precedence.
+
+Longer than most modules because the offline builder and the loader of the official release are
+two readings of one recipe, kept side by side so that they stay the same dataset.
 """
 from __future__ import annotations
 

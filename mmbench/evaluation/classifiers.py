@@ -8,16 +8,15 @@ digits of Translated-PolyMNIST as well as with centred ones.
 from __future__ import annotations
 
 import hashlib
-import io
 from pathlib import Path
 
 import torch
 from torch import nn
 from tqdm import tqdm
 
-from mmbench.files import atomic_write_bytes, atomic_write_json, read_json
 from mmbench.data.base import MultimodalDataset, to_model_input
 from mmbench.errors import DataError
+from mmbench.evaluation.assets import load_asset, save_asset
 
 RECIPE = {"version": 3, "epochs": 3, "batch_size": 128, "lr": 4e-3, "weight_decay": 1e-4, "seed": 0, "width": 24, "max_shift": 2}
 """Version 3: 3 epochs instead of 8, so that training the five PolyMNIST judges on a fresh data root
@@ -91,13 +90,9 @@ def load_or_train_classifiers(
             if progress:
                 tqdm.write(f"training coherence classifier m{m} for {dataset.spec.name} (once; saved to {folder})")
             _train(dataset, m, folder, stem, device, progress)
-        entry = read_json(folder / f"{stem}.json", "classifier manifest")
-        path = folder / entry["file"]
-        payload = path.read_bytes() if path.exists() else b""
-        if hashlib.sha256(payload).hexdigest() != entry["sha256"]:
-            raise DataError(f"classifier asset {path} is missing or does not match its sha256; delete {folder / stem}.* to retrain it")
+        state, entry = load_asset(folder, f"{stem}.json", "classifier", delete=f"{folder / stem}.*", redo="retrain it")
         net = _new_classifier(dataset, m)
-        net.load_state_dict(torch.load(io.BytesIO(payload), map_location="cpu", weights_only=True))
+        net.load_state_dict(state)
         classifiers.append(net.to(device).eval())
         entries.append(entry)
     return classifiers, {"dataset": dataset.spec.name, "recipe": RECIPE, "modalities": entries}
@@ -118,14 +113,10 @@ def _train(dataset: MultimodalDataset, m: int, folder: Path, stem: str, device: 
         net = _new_classifier(dataset, m).to(device)
         _fit(net, dataset.train.modalities[m], dataset.train.labels, device, progress, f"classifier m{m}")
     accuracy = classifier_accuracy(net, dataset.test.modalities[m], dataset.test.labels, device)
-    buffer = io.BytesIO()
-    torch.save({k: v.cpu() for k, v in net.state_dict().items()}, buffer)
-    payload = buffer.getvalue()
-    atomic_write_bytes(folder / f"{stem}.pt", payload)
-    atomic_write_json(folder / f"{stem}.json", {
-        "file": f"{stem}.pt", "sha256": hashlib.sha256(payload).hexdigest(), "test_accuracy": accuracy,
-        "dataset": dataset.spec.name, "modality": m, "recipe": RECIPE,
-    })
+    save_asset(
+        folder, stem, {k: v.cpu() for k, v in net.state_dict().items()},
+        test_accuracy=accuracy, dataset=dataset.spec.name, modality=m, recipe=RECIPE,
+    )
     if progress:
         tqdm.write(f"classifier m{m}: test accuracy {accuracy:.4f}")
 

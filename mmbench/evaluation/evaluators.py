@@ -18,7 +18,8 @@ from mmbench.api.model import MultimodalVAE
 from mmbench.data.base import MultimodalDataset, MultimodalSplit, to_model_input
 from mmbench.errors import ConfigError
 from mmbench.metrics.base import Metric
-from mmbench.metrics.cca_coherence import CCACoherence, evaluate_cca_coherence
+from mmbench.evaluation.cca import evaluate_cca_coherence
+from mmbench.metrics.cca_coherence import CCACoherence
 from mmbench.metrics.discrepancy import Discrepancy, evaluate_discrepancy, mixture_weighting
 from mmbench.metrics.latent_probe import LatentProbe, evaluate_latent_probe
 from mmbench.metrics.likelihood import Likelihood, evaluate_likelihood

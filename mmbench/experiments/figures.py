@@ -12,12 +12,26 @@ from pathlib import Path
 
 import matplotlib
 
+from mmbench.experiments.reproduce import (
+    BETAS,
+    COHERENCE,
+    DELTA,
+    DELTA_CLOSED,
+    GAP_MODELS,
+    MODALITIES,
+    QUALITY,
+    SUBSAMPLING,
+    SYNTHETIC_MODALITIES,
+    TRANSLATED_MODELS,
+    beta_sets,
+    gap_label,
+    modality_sets,
+    run_name,
+    synthetic_sets,
+    value,
+)
 from mmbench.files import atomic_write_bytes
 from mmbench.leaderboard.plots import MARKERS, STYLE, Plot, new_figure, save_plot
-from mmbench.experiments.reproduce import (
-    BETAS, COHERENCE, DELTA, DELTA_CLOSED, GAP_MODELS, MODALITIES, QUALITY, SUBSAMPLING, SYNTHETIC_MODALITIES,
-    TRANSLATED_MODELS, beta_sets, gap_label, modality_sets, run_name, synthetic_sets, value,
-)
 
 FOLDER = "figures"
 """Next to REPORT.md, which links into it with relative paths."""

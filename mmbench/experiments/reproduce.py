@@ -16,17 +16,17 @@ each claim gets a figure (mmbench/experiments/figures.py).
 """
 from __future__ import annotations
 
-import json
 import math
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Callable
+from typing import Callable
 
-from mmbench.experiments import sweep
+from mmbench.api.options import parse_assignments
 from mmbench.errors import ConfigError, MMBenchError
-from mmbench.results.records import RESULT_FILE, read_record
+from mmbench.experiments import sweep
 from mmbench.experiments.runner import RunRequest
 from mmbench.experiments.sweep import ExecutorSettings, Outcome, SweepSpec
+from mmbench.results.records import RESULT_FILE, read_record
 
 QUALITY = "feature_distance/mean"  # lower is better; FID where the tier computes it
 COHERENCE = "coherence/conditional"
@@ -246,18 +246,7 @@ def executor_settings(name: str, workers: int, slurm: tuple[str, ...]) -> Execut
     `slurm` holds KEY=VALUE pairs named like the spec's `executor.slurm` keys."""
     if slurm and name != "slurm":
         raise ConfigError("--slurm resources need --executor slurm")
-    return sweep.executor_settings({"name": name, "workers": workers, "slurm": dict(map(_setting, slurm))}, "--slurm")
-
-
-def _setting(pair: str) -> tuple[str, Any]:
-    """KEY=VALUE, VALUE read as JSON where it parses (numbers), else kept as typed ("04:00:00", gpu)."""
-    key, sep, text = pair.partition("=")
-    if not sep or not key:
-        raise ConfigError(f"--slurm {pair!r}: expected KEY=VALUE, e.g. partition=gpu")
-    try:
-        return key, json.loads(text)
-    except json.JSONDecodeError:
-        return key, text
+    return sweep.executor_settings({"name": name, "workers": workers, "slurm": parse_assignments(slurm, "--slurm")}, "--slurm")
 
 
 def sweep_executor(settings: ExecutorSettings, results: Path, report: Callable[[Outcome], None],

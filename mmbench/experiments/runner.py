@@ -6,6 +6,7 @@ new `--out`, one with an unfinished run needs `--resume`, and resuming checks th
 from __future__ import annotations
 
 import fcntl
+import hashlib
 import json
 import time
 from contextlib import contextmanager
@@ -15,17 +16,36 @@ from typing import Iterator
 
 import torch
 
-from mmbench.files import atomic_write_json, read_json
-from mmbench.training.config import resolve_config
+from mmbench.api.registry import create_model, get_dataset
 from mmbench.data.cache import default_data_root
 from mmbench.errors import ConfigError, MMBenchError
-from mmbench.evaluation.evaluators import EvalContext, chosen_evaluators, curve_point, evaluate
-from mmbench.metrics.quality_gap import REFERENCE_MODEL, QualityGap, find_reference, quality_gap
-from mmbench.results.records import RESULT_FILE, SCHEMA_VERSION, provenance, read_record, score_versions, write_record
-from mmbench.api.registry import create_model, get_dataset
+from mmbench.evaluation.evaluators import (
+    EvalContext,
+    chosen_evaluators,
+    curve_point,
+    evaluate,
+)
 from mmbench.evaluation.samples import save_sample_grids
-from mmbench.training.loop import CHECKPOINT, train
+from mmbench.files import atomic_write_json, read_json
+from mmbench.metrics.quality_gap import (
+    REFERENCE_MODEL,
+    QualityGap,
+    find_reference,
+    quality_gap,
+)
+from mmbench.results.records import (
+    RESULT_FILE,
+    SCHEMA_VERSION,
+    provenance,
+    read_record,
+    score_versions,
+    write_record,
+)
+from mmbench.results.regress import Entry
+from mmbench.results.store import StoredRecord
 from mmbench.training.checkpoint import load_checkpoint
+from mmbench.training.config import resolve_config
+from mmbench.training.loop import CHECKPOINT, train
 
 CONFIG_FILE = "config.json"
 LOCK_FILE = ".lock"
@@ -73,7 +93,33 @@ class RunRequest:
     progress: bool = True
 
     def run_dir(self) -> Path:
-        return Path(self.out) if self.out else Path("runs") / f"{self.model}-{self.dataset}-{self.tier}-seed{self.seed}"
+        return Path(self.out) if self.out else Path("runs") / run_name(self.model, self.dataset, self.tier, self.seed)
+
+
+def run_name(model: str, dataset: str, tier: str, seed: int, overrides: tuple[str, ...] | None = None) -> str:
+    """The one naming of run directories: `<model>-<dataset>-<tier>-seed<n>`, plus, for grid points
+    (`overrides` given, even empty), a hash of the sorted overrides, so key order does not matter
+    (but `beta` and `model.beta` are different keys)."""
+    name = f"{model}-{dataset}-{tier}-seed{seed}"
+    if overrides is None:
+        return name
+    return f"{name}-{hashlib.sha256(json.dumps(sorted(overrides)).encode()).hexdigest()[:8]}"
+
+
+def run_missing(entries: list[Entry], records: list[StoredRecord], results: Path,
+                data_root: Path | None, device: str) -> list[Path]:
+    """Run every regression-reference entry without a record into `results/<run_name>` (resuming a
+    started one); returns the run directories made."""
+    have = {s.run_key for s in records}
+    made = []
+    for entry in entries:
+        if entry.run_key in have:
+            continue
+        out = results / run_name(entry.model, entry.dataset, entry.tier, entry.seed)
+        run(RunRequest(entry.model, entry.dataset, entry.tier, entry.seed, entry.overrides, out,
+                       data_root, device, resume=(out / CONFIG_FILE).exists(), progress=False))
+        made.append(out)
+    return made
 
 
 def pick_device(name: str) -> torch.device:

@@ -8,10 +8,12 @@ from their last checkpoint, and failures are collected, never allowed to stop th
 Points whose config cannot even be resolved (unknown model, bad override) fail here, before
 anything is submitted to a queue. A SLURM job that is preempted or hits its time limit is
 requeued by submitit and resumes the same way.
+
+Longer than most modules because spec parsing, triage and the three executors are one idea:
+the rules a grid point follows from spec to outcome, read top to bottom.
 """
 from __future__ import annotations
 
-import hashlib
 import itertools
 import json
 import os
@@ -26,10 +28,17 @@ from typing import Any, Callable
 import submitit
 import torch
 
-from mmbench.training.config import TIERS
 from mmbench.errors import ConfigError, MMBenchError
+from mmbench.experiments.runner import (
+    CONFIG_FILE,
+    RunRequest,
+    exclusive,
+    plan,
+    run,
+    run_name,
+)
 from mmbench.results.records import RESULT_FILE, read_record
-from mmbench.experiments.runner import CONFIG_FILE, LOCK_FILE, RunRequest, exclusive, plan, run  # noqa: F401 (LOCK_FILE re-exported)
+from mmbench.training.config import TIERS
 
 EXECUTORS = ("local", "pool", "slurm")
 SUBMITIT_CLUSTERS = ("slurm", "local")
@@ -211,13 +220,6 @@ def override(key: str, value: Any) -> str:
     """The `--set` form of one grid value: strings verbatim (as typed on a command line, so YAML's
     `1e-3`, read as a string, still means a number), anything else as JSON."""
     return f"{key}={value if isinstance(value, str) else json.dumps(value)}"
-
-
-def run_name(model: str, dataset: str, tier: str, seed: int, overrides: tuple[str, ...]) -> str:
-    """Directory name of one grid point; the hash is over the sorted overrides, so key order in the
-    spec does not matter (but `beta` and `model.beta` are different keys)."""
-    digest = hashlib.sha256(json.dumps(sorted(overrides)).encode()).hexdigest()[:8]
-    return f"{model}-{dataset}-{tier}-seed{seed}-{digest}"
 
 
 def expand(spec: SweepSpec) -> list[RunRequest]:

@@ -14,11 +14,16 @@ from dataclasses import dataclass
 import matplotlib
 from matplotlib.figure import Figure
 
+from mmbench.metrics.families import (
+    PRIMARY_METRIC,
+    QUALITY_FAMILIES,
+    family_of,
+    label,
+    quality_summary,
+    subset_size,
+)
 from mmbench.results.aggregate import Board, mean_ci95
-from mmbench.metrics.families import PRIMARY_METRIC, family_of, label, quality_summary, subset_size
 
-QUALITY_FAMILIES = ("feature_distance", "fid")
-"""Generative quality for the trade-off plot, in order of preference (both lower is better)."""
 _QUALITY_NAMES = {"feature_distance": "feature distance", "fid": "FID"}
 STYLE = {"svg.hashsalt": "mmbench", "svg.fonttype": "path", "text.parse_math": False, "font.size": 9}
 MARKERS = "osD^vP*Xh<>"

@@ -13,8 +13,8 @@ from collections.abc import Callable
 import pandas as pd
 from tabulate import tabulate
 
-from mmbench.results.aggregate import NUM_PARAMETERS, TRAIN_SECONDS, Board
 from mmbench.metrics.families import PRIMARY_METRIC, digits, higher_is_better, label
+from mmbench.results.aggregate import NUM_PARAMETERS, TRAIN_SECONDS, Board
 
 RANKING_NOTE = (f"Ranked by mean conditional coherence ({PRIMARY_METRIC}, higher is better); "
                 "cells are the mean ± 95% t-interval over seeds (no interval with one seed).")

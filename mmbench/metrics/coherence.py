@@ -16,6 +16,9 @@ class ConditionalCoherence(Metric):
     name = "coherence/conditional"
     version = 2  # 2: judged by classifier recipe v3
     higher_is_better = True
+    label = "coh"
+    summary_label = "coh mean"
+    lower, upper = 0.0, 1.0
 
     def __init__(self, subsets: torch.Tensor):
         self.subsets = subsets.cpu()
@@ -57,6 +60,8 @@ class UnconditionalCoherence(Metric):
     name = "coherence/unconditional"
     version = 2  # 2: judged by classifier recipe v3
     higher_is_better = True
+    label = "coh uncond"
+    lower, upper = 0.0, 1.0
 
     def reset(self) -> None:
         self.agree = 0

@@ -167,6 +167,7 @@ class Discrepancy(Metric):
     name = "discrepancy"
     version = 1
     higher_is_better = False
+    label = "Δ"
 
     def __init__(self, closed_form: float | None = None):
         self.closed_form = closed_form

@@ -1,9 +1,12 @@
 """Known metric families: how a metric name is labelled, ordered, bounded and which way is better.
 
 A metric name is `<family>` or `<family>/<detail>` (e.g. `coherence/conditional/k=2`,
-`fid/m0`). Tables, plots, validation and score regression all read this one list, so a new
-metric family is declared once here; names of unknown families are still shown, after the known
-ones, but have no direction, so regression checks need one stated in the reference file.
+`fid/m0`); the family is the `name` of the Metric class that computes it. Direction, bounds,
+label and digits are class attributes of that class (see `mmbench.metrics.base.Metric`);
+`FAMILIES` is built from `METRICS`, so tables, plots, validation and score regression all read
+the classes, and a new metric family is declared by its class plus one entry in `METRICS`.
+Names of unknown families are still shown, after the known ones, but have no direction, so
+regression checks need one stated in the reference file.
 """
 from __future__ import annotations
 
@@ -11,8 +14,35 @@ import math
 import re
 from dataclasses import dataclass
 
-PRIMARY_METRIC = "coherence/conditional"
+from mmbench.metrics.base import Metric
+from mmbench.metrics.cca_coherence import CCACoherence
+from mmbench.metrics.coherence import ConditionalCoherence, UnconditionalCoherence
+from mmbench.metrics.discrepancy import Discrepancy
+from mmbench.metrics.feature_distance import ClassifierFeatureDistance
+from mmbench.metrics.fid import FID
+from mmbench.metrics.latent_probe import LatentProbe
+from mmbench.metrics.likelihood import Likelihood
+from mmbench.metrics.quality_gap import QualityGap
+
+PRIMARY_METRIC = ConditionalCoherence.name
 """Leaderboard ranking: mean conditional coherence over subset sizes, higher is better."""
+
+METRICS: tuple[type[Metric], ...] = (
+    ConditionalCoherence,
+    UnconditionalCoherence,
+    CCACoherence,
+    FID,
+    ClassifierFeatureDistance,
+    QualityGap,
+    Likelihood,
+    LatentProbe,
+    Discrepancy,
+)
+"""Every metric class whose values a result record can hold, in leaderboard column order."""
+
+QUALITY_FAMILIES: tuple[str, ...] = (ClassifierFeatureDistance.name, FID.name)
+"""Generative-quality families (both lower is better), in order of preference: the trade-off plot
+uses the first one a board has; the quality gap and the quality-by-k plots use each in turn."""
 
 
 @dataclass(frozen=True)
@@ -28,18 +58,16 @@ class Family:
     def matches(self, metric: str) -> bool:
         return metric == self.prefix or metric.startswith(self.prefix + "/")
 
+    @classmethod
+    def of(cls, metric: type[Metric]) -> Family:
+        """The family a Metric class declares through its class attributes."""
+        return cls(
+            metric.name, metric.label, metric.higher_is_better, metric.digits,
+            metric.lower, metric.upper, metric.summary_label,
+        )
 
-FAMILIES: tuple[Family, ...] = (
-    Family("coherence/conditional", "coh", True, 3, 0.0, 1.0, summary_label="coh mean"),
-    Family("coherence/unconditional", "coh uncond", True, 3, 0.0, 1.0),
-    Family("coherence/cca", "CCA coh", True, 3, -1.0, 1.0),
-    Family("fid", "FID", False, 2, lower=0.0),
-    Family("feature_distance", "FD", False, 3, lower=0.0),
-    Family("quality_gap", "gap", False, 3),
-    Family("likelihood", "LL", True, 2),
-    Family("latent_probe", "probe", True, 3),
-    Family("discrepancy", "Δ", False, 3),
-)
+
+FAMILIES: tuple[Family, ...] = tuple(Family.of(metric) for metric in METRICS)
 
 
 def family_of(metric: str) -> Family | None:

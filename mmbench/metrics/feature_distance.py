@@ -18,3 +18,4 @@ class ClassifierFeatureDistance(FrechetDistance):
     name: ClassVar[str] = "feature_distance"
     version: ClassVar[int] = 2  # 2: features of classifier recipe v3
     higher_is_better: ClassVar[bool] = False
+    label: ClassVar[str] = "FD"

@@ -17,10 +17,9 @@ import torch.nn.functional as F
 from PIL import Image
 from tqdm import tqdm
 
-from mmbench.files import atomic_torch_save
 from mmbench.data.base import to_model_input
+from mmbench.files import atomic_torch_save
 from mmbench.metrics.frechet import FeatureStatistics, FrechetDistance
-from mmbench.evaluation.inception import load_fid_inception
 
 MODES = ("pytorch-fid", "clean-fid")
 INPUT_SIZE = 299
@@ -72,6 +71,9 @@ class InceptionFeatures:
             raise ValueError(f"unknown FID mode {mode!r}; expected one of {MODES}")
         self.mode = mode
         self.device = torch.device(device)
+        # imported here so that importing this module (as mmbench.metrics.families does) skips torchvision
+        from mmbench.evaluation.inception import load_fid_inception
+
         self.net = load_fid_inception(weights).to(self.device)
         self.preprocess = pytorch_fid_preprocess if mode == "pytorch-fid" else clean_fid_preprocess
 
@@ -95,6 +97,8 @@ class FID(FrechetDistance):
 
     name: ClassVar[str] = "fid"
     higher_is_better: ClassVar[bool] = False
+    label: ClassVar[str] = "FID"
+    digits: ClassVar[int] = 2
 
     def __init__(self, extractor: InceptionFeatures,
                  reference: tuple[torch.Tensor, torch.Tensor] | None = None,

@@ -106,6 +106,7 @@ class FrechetDistance(Metric):
 
     name: ClassVar[str] = "fd"
     higher_is_better: ClassVar[bool] = False
+    lower: ClassVar[float | None] = 0.0
 
     def __init__(self, reference: tuple[torch.Tensor, torch.Tensor] | None = None,
                  detail: str = "value"):

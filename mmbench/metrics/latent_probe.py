@@ -12,10 +12,6 @@ import warnings
 
 import numpy as np
 import torch
-from sklearn.exceptions import ConvergenceWarning
-from sklearn.linear_model import LogisticRegression
-from sklearn.pipeline import make_pipeline
-from sklearn.preprocessing import StandardScaler
 
 from mmbench.api.model import MultimodalVAE
 from mmbench.data.base import MultimodalSplit
@@ -34,6 +30,7 @@ class LatentProbe(Metric):
     name = "latent_probe"
     version = 2
     higher_is_better = True
+    label = "probe"
 
     def __init__(self, subsets: torch.Tensor, *, max_iter: int = 200, seed: int = 0):
         self.subsets = subsets.cpu()
@@ -56,6 +53,12 @@ class LatentProbe(Metric):
             raise DataError("the latent probe needs both training and test features")
         x_train, x_test = (torch.cat(self.features[t], 1).numpy() for t in (True, False))
         y_train, y_test = (torch.cat(self.labels[t]).numpy() for t in (True, False))
+        # sklearn only when fitting: mmbench.metrics.families imports this module for the class
+        from sklearn.exceptions import ConvergenceWarning
+        from sklearn.linear_model import LogisticRegression
+        from sklearn.pipeline import make_pipeline
+        from sklearn.preprocessing import StandardScaler
+
         scores = []
         for k in range(len(self.subsets)):
             probe = make_pipeline(

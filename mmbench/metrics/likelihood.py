@@ -109,6 +109,8 @@ class Likelihood(Metric):
     name = "likelihood"
     version = 1
     higher_is_better = True
+    label = "LL"
+    digits = 2
 
     def __init__(self, subsets: torch.Tensor):
         self.subsets = subsets.cpu()

@@ -12,7 +12,6 @@ from pathlib import Path
 from mmbench.metrics.base import Metric
 
 REFERENCE_MODEL = "unimodal"
-QUALITY_FAMILIES = ("fid", "feature_distance")
 
 
 class QualityGap(Metric):
@@ -21,6 +20,7 @@ class QualityGap(Metric):
     name = "quality_gap"
     version = 1
     higher_is_better = False
+    label = "gap"
 
     def reset(self) -> None:
         self.own: dict[str, float] = {}
@@ -31,6 +31,9 @@ class QualityGap(Metric):
         self.reference.update(reference)
 
     def compute(self) -> dict[str, float]:
+        # imported here: families imports this module for the QualityGap class
+        from mmbench.metrics.families import QUALITY_FAMILIES
+
         out = {}
         for family in QUALITY_FAMILIES:
             for key, value in sorted(self.own.items()):

@@ -20,6 +20,12 @@ def kl_standard_normal(mu: torch.Tensor, logvar: torch.Tensor) -> torch.Tensor:
     return 0.5 * (mu.pow(2) + logvar.exp() - 1.0 - logvar).sum(-1)
 
 
+def kl_normal(mu0: torch.Tensor, logvar0: torch.Tensor, mu1: torch.Tensor, logvar1: torch.Tensor) -> torch.Tensor:
+    """KL(N(mu0, exp(logvar0)) || N(mu1, exp(logvar1))) in closed form, summed over the last
+    dimension; arguments broadcast (e.g. (1, B, D) against (M, B, D) gives (M, B))."""
+    return 0.5 * (logvar1 - logvar0 + (logvar0.exp() + (mu0 - mu1).pow(2)) * torch.exp(-logvar1) - 1.0).sum(-1)
+
+
 def log_normal(z: torch.Tensor, mu: torch.Tensor, logvar: torch.Tensor) -> torch.Tensor:
     """log N(z; mu, exp(logvar)) summed over the last dimension."""
     return -0.5 * (

@@ -4,10 +4,12 @@ Public (`mmbench.ExpertsVAE`): baselines and plugins subclass it, so they share 
 full-precision posterior arithmetic and the fast image likelihood."""
 from __future__ import annotations
 
+import math
 from typing import Sequence
 
 import torch
 from torch import nn
+from torch.distributions import Categorical, Distribution, Independent, MixtureSameFamily, Normal
 
 from mmbench.api.model import MultimodalVAE
 from mmbench.data.base import DatasetSpec
@@ -35,6 +37,17 @@ class ExpertsVAE(MultimodalVAE):
         mu = torch.stack([o[0] if o is not None else zeros for o in outputs])
         logvar = torch.stack([o[1] if o is not None else zeros for o in outputs])
         return mu, logvar
+
+    def mixture_posterior(self, xs: Sequence[torch.Tensor | None], subsets: torch.Tensor) -> Distribution:
+        """q(z | x_S) as the uniform mixture of the experts in S (a single expert when |S| = 1),
+        for every row of `subsets` (K, M): batch shape (K, B). How mixture-of-experts models
+        (MMVAE, mmJSD, MMVM) condition on a subset."""
+        mu, logvar = self.experts(xs)  # (M, B, D)
+        subsets = subsets.to(mu.device)
+        logits = torch.where(subsets, 0.0, -math.inf).unsqueeze(1).expand(-1, mu.shape[1], -1)
+        std = torch.exp(0.5 * logvar).permute(1, 0, 2)
+        components = Independent(Normal(mu.permute(1, 0, 2).expand(len(subsets), -1, -1, -1), std.expand(len(subsets), -1, -1, -1)), 1)
+        return MixtureSameFamily(Categorical(logits=logits), components)
 
     def decode(self, z: torch.Tensor, m: int):
         return self.decoders[m](z)

@@ -16,10 +16,10 @@ import numpy as np
 import pandas as pd
 from scipy.special import stdtrit
 
-from mmbench.training.config import TIERS
 from mmbench.metrics.families import PRIMARY_METRIC, column_order
 from mmbench.results.records import compatibility
 from mmbench.results.store import StoredRecord
+from mmbench.training.config import TIERS
 
 TRAIN_SECONDS = "train_seconds"
 NUM_PARAMETERS = "num_parameters"

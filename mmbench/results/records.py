@@ -17,10 +17,10 @@ from typing import Any
 import torch
 
 import mmbench
-from mmbench.files import atomic_write_json
-from mmbench.training.config import TIER_VERSIONS, TIERS
 from mmbench.errors import MMBenchError
+from mmbench.files import atomic_write_json
 from mmbench.metrics.families import bounds_error
+from mmbench.training.config import TIER_VERSIONS, TIERS
 
 SCHEMA_VERSION = 1
 """Bumped when a field changes meaning or becomes required; optional additions (`metrics_stderr`:

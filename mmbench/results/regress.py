@@ -231,19 +231,3 @@ def reference_from_records(records: list[StoredRecord], produced_by: str, abs_to
     if not entries:
         raise MMBenchError("no result records with matching metrics to make a reference from")
     return {"schema": REFERENCE_SCHEMA, "produced_by": produced_by, "notes": NOTES, "entries": entries}, sorted(skipped)
-
-
-def run_missing(entries: list[Entry], records: list[StoredRecord], results: Path,
-                data_root: Path | None, device: str) -> list[Path]:
-    """Run every reference entry that has no record yet into `results/<model>-<dataset>-<tier>-seed<n>`."""
-    from mmbench.experiments import runner
-    have = {s.run_key for s in records}
-    made = []
-    for entry in entries:
-        if entry.run_key in have:
-            continue
-        out = results / f"{entry.model}-{entry.dataset}-{entry.tier}-seed{entry.seed}"
-        runner.run(runner.RunRequest(entry.model, entry.dataset, entry.tier, entry.seed, entry.overrides, out,
-                                     data_root, device, resume=(out / runner.CONFIG_FILE).exists(), progress=False))
-        made.append(out)
-    return made

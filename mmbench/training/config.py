@@ -16,9 +16,11 @@ import copy
 import json
 from typing import Any
 
-from mmbench.errors import ConfigError
+from mmbench.api.options import parse_assignment
 from mmbench.api.registry import dataset_options, model_options
+from mmbench.errors import ConfigError
 from mmbench.training.loop import check_precision
+
 
 def _offline_tier(epochs: int, curve_every: int) -> dict[str, dict[str, Any]]:
     """The offline-data recipe chosen from the learning curves (benchmarks/curves/), the same for
@@ -86,10 +88,7 @@ def _model_defaults(model: str, tier: str) -> dict[str, Any]:
 
 
 def _parse_override(item: str, config: dict) -> tuple[str, str, Any]:
-    if "=" not in item:
-        raise ConfigError(f"malformed --set {item!r}: expected key=value")
-    key, raw = item.split("=", 1)
-    key = key.strip()
+    key, value = parse_assignment(item)
     if "." in key:
         section, name = key.split(".", 1)
         if section not in config or name not in config[section]:
@@ -101,10 +100,6 @@ def _parse_override(item: str, config: dict) -> tuple[str, str, Any]:
         if len(matches) > 1:
             raise ConfigError(f"config key {key!r} is ambiguous: write one of {', '.join(f'{s}.{key}' for s in matches)}")
         section, name = matches[0], key
-    try:
-        value = json.loads(raw)
-    except json.JSONDecodeError:
-        value = raw
     return section, name, value
 
 

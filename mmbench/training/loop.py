@@ -16,9 +16,9 @@ import torch
 from tqdm import tqdm
 
 from mmbench.api.model import MultimodalVAE
-from mmbench.training.checkpoint import load_checkpoint, save_checkpoint
 from mmbench.data.base import MultimodalSplit
 from mmbench.errors import ConfigError, MMBenchError, TrainingError
+from mmbench.training.checkpoint import load_checkpoint, save_checkpoint
 
 CHECKPOINT = "checkpoint.pt"
 PRECISIONS = ("fp32", "bf16")

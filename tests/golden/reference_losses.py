@@ -19,6 +19,15 @@ References (file, function, commit):
   log w = log p(z) + sum_d log p(x_d | z) - log (1/M sum_m' q(z | x_m')); logsumexp over K minus
   log K, averaged over m (`m_iwae` sums over the batch; mmbench averages, so the loss is that / B).
 - Unimodal VAE: the per-modality ELBO of the same recipe (Laplace 0.75, beta * KL to N(0, I)).
+- MVTCAE: gr8joo/MVTCAE 8a0e23c6398566474cffc52b7ca19c0f2be6a856, run_epochs.py (the `tc` branch:
+  rec_weight (M - alpha)/M, vib_weight 1 - alpha, cvib_weight alpha/M, `calc_klds_cvib`),
+  utils/BaseMMVae.py `ivw_fusion` (product without a prior expert, 1e-8 added to each variance).
+- mmJSD: thomassutter/mmjsd 29d925d640f1899e87dc5e1c5540315307b56279, divergence_measures/mm_div.py
+  (`alpha_poe`, `calc_alphaJSD_modalities`: prior and unimodal experts weighted 1/(M+1)),
+  networks/VAEtrimodalSVHNMNIST.py (`divergence_jsd`, `moe_fusion` with the prior's rows at 0).
+- MMVM: thomassutter/mmvmvae 0bcc1f82323bbf5c83008bc65d3e3d834cafd558, mv_vaes/mv_mixedprior_vae.py
+  `compute_loss`: each modality reconstructed from its own sample; beta * [alpha KL(q_m || N(0, I))
+  + (1 - alpha)/M sum_m' KL(q_m || q_m')].
 """
 from __future__ import annotations
 
@@ -127,6 +136,58 @@ def mmvae_iwae_loss(model, batch, k: int):
     return -torch.stack(bounds).mean(0).mean()
 
 
+def ivw_poe(mus, logvars, weights=None):
+    """gr8joo/MVTCAE `ivw_fusion` and thomassutter/mmjsd `alpha_poe`: a (weighted) product of
+    Gaussian experts, 1e-8 added to each variance, no prior expert unless passed in."""
+    weights = weights or [1.0] * len(mus)
+    precision = torch.stack([w / (lv.exp() + 1e-8) for w, lv in zip(weights, logvars)])
+    var = 1.0 / precision.sum(0)
+    return var * (precision * torch.stack(mus)).sum(0), var.log()
+
+
+def gaussian_kl(mu0, lv0, mu1, lv1):
+    return kl_divergence(Normal(mu0, (0.5 * lv0).exp()), Normal(mu1, (0.5 * lv1).exp())).sum(-1)
+
+
+def mvtcae_loss(model, batch, alpha: float):
+    """Noise: one (B, D) draw for the sample of the joint posterior."""
+    mus, logvars = experts(model, batch)
+    mu, logvar = ivw_poe(mus, logvars)
+    z = mu + (0.5 * logvar).exp() * torch.randn(BATCH, LATENT)
+    nll = -sum(log_px(model, m, z, batch[m]) for m in range(M))
+    kl_prior = kl_to_prior(mu, logvar)
+    kl_cvib = sum(gaussian_kl(mu, logvar, mus[m], logvars[m]) for m in range(M))
+    return ((M - alpha) / M * nll + BETA * ((1 - alpha) * kl_prior + alpha / M * kl_cvib)).mean()
+
+
+def mmjsd_loss(model, batch):
+    """Noise: the unimodal component of each data point (randint over M, size B), then one (B, D) draw."""
+    mus, logvars = experts(model, batch)
+    experts_mu = [torch.zeros_like(mus[0])] + mus
+    experts_lv = [torch.zeros_like(logvars[0])] + logvars
+    pi = [1.0 / (M + 1)] * (M + 1)
+    f_mu, f_lv = ivw_poe(experts_mu, experts_lv, pi)
+    js = sum(w * gaussian_kl(mu, lv, f_mu, f_lv) for w, mu, lv in zip(pi, experts_mu, experts_lv))
+    component = torch.randint(M, (BATCH,)).tolist()
+    eps = torch.randn(BATCH, LATENT)
+    mu = torch.stack([mus[c][b] for b, c in enumerate(component)])
+    logvar = torch.stack([logvars[c][b] for b, c in enumerate(component)])
+    z = mu + (0.5 * logvar).exp() * eps
+    rec = sum(log_px(model, m, z, batch[m]) for m in range(M))
+    return -(rec - BETA * js).mean()
+
+
+def mmvm_loss(model, batch, alpha: float):
+    """Noise: one (M, B, D) draw, one sample per modality."""
+    mus, logvars = experts(model, batch)
+    eps = torch.randn(M, BATCH, LATENT)
+    rec = sum(log_px(model, m, mus[m] + (0.5 * logvars[m]).exp() * eps[m], batch[m]) for m in range(M))
+    regulariser = sum(alpha * kl_to_prior(mus[m], logvars[m])
+                      + (1 - alpha) / M * sum(gaussian_kl(mus[m], logvars[m], mus[n], logvars[n]) for n in range(M))
+                      for m in range(M))
+    return -(rec - BETA * regulariser).mean()
+
+
 CASES = {
     "unimodal": (dict(), unimodal_loss),
     "mvae": (dict(subsample=True), lambda model, batch: mvae_loss(model, batch, subsample=True)),
@@ -134,6 +195,9 @@ CASES = {
     "mmvae": (dict(objective="elbo"), lambda model, batch: mixture_loss(model, batch, [[m] for m in range(M)], False)),
     "mmvae-iwae": (dict(objective="iwae", k=4), lambda model, batch: mmvae_iwae_loss(model, batch, k=4)),
     "mopoe": (dict(), lambda model, batch: mixture_loss(model, batch, subsets_by_size(), True)),
+    "mvtcae": (dict(), lambda model, batch: mvtcae_loss(model, batch, alpha=5 / 6)),
+    "mmjsd": (dict(), mmjsd_loss),
+    "mmvm": (dict(alpha=0.25), lambda model, batch: mmvm_loss(model, batch, alpha=0.25)),
 }
 
 
