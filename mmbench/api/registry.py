@@ -148,7 +148,8 @@ def _where(obj: Callable) -> str:
 MODELS = Registry("model", "mmbench.models", product=MultimodalVAE)
 DATASETS = Registry("dataset", "mmbench.datasets")
 
-def register_model(name: str | None = None) -> Callable[[Callable], Callable]:
+def register_model(name: str | None = None, *, recipe: dict[str, Any] | None = None,
+                   recipe_source: str | None = None) -> Callable[[Callable], Callable]:
     """Decorator: register a model factory under `name` (default: the function's name).
 
     The factory rules, the whole plugin contract besides `MultimodalVAE` itself:
@@ -158,10 +159,27 @@ def register_model(name: str | None = None) -> Callable[[Callable], Callable]:
     - every other parameter has a default: those are the model's options, each settable as
       `--set NAME=VALUE` (or `model.NAME=VALUE`) and written into the record's config; a tier's
       model recipe (latent_dim, beta, ...) applies to the options a model has.
+    - `recipe` (optional) is the training its paper used, as `train` settings (epochs,
+      batch_size, lr, warmup_steps), with `recipe_source` saying where it comes from: the `full`
+      tier trains the model with it (`--set` still overrides), the record names it, and a board
+      of models trained with different recipes says so. The smaller tiers keep one recipe for all.
     Outside packages register through the `mmbench.models` entry-point group instead of importing
     mmbench at import time; the rules are the same.
     """
-    return MODELS.register(name)
+    if recipe is not None and not (isinstance(recipe, dict) and recipe and isinstance(recipe_source, str) and recipe_source.strip()):
+        raise PluginError("register_model: a recipe is a non-empty dict of train settings and needs a recipe_source")
+
+    def decorator(factory: Callable) -> Callable:
+        if recipe is not None:
+            factory.training_recipe = {"settings": dict(recipe), "source": recipe_source}
+        return MODELS.register(name)(factory)
+
+    return decorator
+
+
+def model_recipe(name: str) -> dict[str, Any] | None:
+    """The training recipe model `name` declared ({"settings": ..., "source": ...}), or None."""
+    return getattr(MODELS.get(name), "training_recipe", None)
 
 
 def register_dataset(name: str | None = None) -> Callable[[Callable], Callable]:

@@ -18,6 +18,7 @@ import torch
 
 from mmbench.api.registry import create_model, get_dataset
 from mmbench.data.cache import default_data_root
+from mmbench.api.options import parse_assignment
 from mmbench.errors import ConfigError, MMBenchError
 from mmbench.evaluation.evaluators import (
     EvalContext,
@@ -44,7 +45,7 @@ from mmbench.results.records import (
 from mmbench.results.regress import Entry
 from mmbench.results.store import StoredRecord
 from mmbench.training.checkpoint import load_checkpoint
-from mmbench.training.config import resolve_config
+from mmbench.training.config import applied_recipe, resolve_config
 from mmbench.training.loop import CHECKPOINT, train
 
 CONFIG_FILE = "config.json"
@@ -187,8 +188,20 @@ def _run(request: RunRequest) -> dict:
         "num_parameters": sum(p.numel() for p in model.parameters()),
         "timing": {"data_seconds": data_seconds, "train_seconds": trained.seconds},
         "train_history": trained.history,
+        "recipe": recipe_provenance(request.model, request.tier, request.overrides),
     }
     return _score(record, ctx, run_dir, config["eval"]["metrics"])
+
+
+def recipe_provenance(model: str, tier: str, overrides: tuple[str, ...]) -> dict:
+    """Where a run's training settings come from: the model's own recipe (and which of its
+    settings `--set` replaced) or the tier's."""
+    recipe = applied_recipe(model, tier)
+    if recipe is None:
+        return {"source": f"tier {tier}", "settings": {}}
+    replaced = {key.split(".")[-1] for key, _ in map(parse_assignment, overrides)}
+    return {"source": recipe["source"], "settings": recipe["settings"],
+            "overridden": sorted(replaced & set(recipe["settings"]))}
 
 
 def rescore(run_dir: Path, metrics: list[str] | None = None, data_root: Path | None = None, device: str = "auto", progress: bool = True) -> dict:

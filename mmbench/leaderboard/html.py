@@ -16,7 +16,16 @@ from mmbench.results.aggregate import Board
 from mmbench.metrics.families import higher_is_better
 from mmbench.leaderboard.plots import Plot
 from mmbench.results.store import StoredRecord
-from mmbench.leaderboard.tables import RANKING_NOTE, cell, column_keys, headers, legend, sort_value, versions_text
+from mmbench.leaderboard.tables import (
+    RANKING_NOTE,
+    cell,
+    column_keys,
+    headers,
+    legend,
+    recipes_text,
+    sort_value,
+    versions_text,
+)
 
 TITLE = "mmbench leaderboard"
 _MODEL_CLASS = ' class="model"'
@@ -110,7 +119,7 @@ def _board_section(board: Board) -> str:
     body = "\n".join(_row(board, model, keys) for model in board.models)
     return (
         f"<section>\n<h2>{escape(board.title)}</h2>\n"
-        f'<p class="meta">Versions: {escape(versions_text(board))}. {escape(legend(board))}</p>\n'
+        f'<p class="meta">Versions: {escape(versions_text(board))}. {escape(" ".join(filter(None, [legend(board), recipes_text(board)])))}</p>\n'
         f'<div class="scroll"><table class="board">\n<thead><tr>{head}<th class="runs">runs</th></tr></thead>\n'
         f"<tbody>\n{body}\n</tbody>\n</table></div>\n</section>"
     )

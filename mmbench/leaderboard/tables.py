@@ -81,6 +81,19 @@ def legend(board: Board) -> str:
     return f"{text[:1].upper()}{text[1:]}." if text else ""
 
 
+def recipes_text(board: Board) -> str:
+    """A warning when the models of a board were trained with different recipes (a model's own,
+    `register_model(recipe=...)`, on the full tier), naming each; empty when they share one."""
+    sources = {}
+    for model in board.models:
+        for stored in board.records[model]:
+            recipe = stored.record.get("recipe") or {"source": f"tier {board.tier}"}
+            sources.setdefault(model, set()).add(recipe["source"])
+    if len({s for found in sources.values() for s in found}) <= 1:
+        return ""
+    return "Trained with different recipes: " + "; ".join(f"{model}: {', '.join(sorted(found))}" for model, found in sources.items()) + "."
+
+
 def rows(board: Board, escape: Callable[[str], str] = str) -> list[list[str]]:
     return [[escape(cell(board, model, c)) for c in column_keys(board)] for model in board.models]
 
@@ -102,14 +115,15 @@ def _one_board(board: Board, fmt: str) -> str:
     if fmt == "markdown":
         table = tabulate(rows(board, markdown_escape), list(map(markdown_escape, headers(board))),
                          tablefmt="github", colalign=align, disable_numparse=True)
-        about = " ".join(filter(None, [f"Versions: {versions_text(board)}.", legend(board)]))
+        about = " ".join(filter(None, [f"Versions: {versions_text(board)}.", legend(board), recipes_text(board)]))
         return f"## {markdown_escape(board.title)}\n\n{markdown_escape(about)}\n\n{table}\n"
     table = tabulate(rows(board), headers(board), tablefmt=_TABLEFMT[fmt], colalign=align, disable_numparse=True)
     if fmt == "latex":
         for symbol, command in _LATEX_SYMBOLS.items():
             table = table.replace(symbol, command)
         return f"% {_one_line(board.title)} (versions: {_one_line(versions_text(board))})\n{table}\n"
-    return f"{board.title}  (metric versions: {versions_text(board)})\n{legend(board)}\n\n{table}\n"
+    notes = "\n".join(filter(None, [legend(board), recipes_text(board)]))
+    return f"{board.title}  (metric versions: {versions_text(board)})\n{notes}\n\n{table}\n"
 
 
 def markdown_escape(text: str) -> str:

@@ -46,6 +46,7 @@ _OPTIONAL: dict[str, type | tuple[type, ...]] = {
     "metrics_stderr": dict,
     "classifier_accuracy": dict,
     "train_history": list,
+    "recipe": dict,
 }
 
 

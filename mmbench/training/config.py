@@ -17,7 +17,7 @@ import json
 from typing import Any
 
 from mmbench.api.options import parse_assignment
-from mmbench.api.registry import dataset_options, model_options
+from mmbench.api.registry import dataset_options, model_options, model_recipe
 from mmbench.errors import ConfigError
 from mmbench.training.loop import check_precision
 
@@ -56,9 +56,13 @@ TIERS: dict[str, dict[str, dict[str, Any]]] = {
     },
 }
 
-TIER_VERSIONS = {"quick": 2, "cpu": 1, "full": 1}
+TIER_VERSIONS = {"quick": 2, "cpu": 1, "full": 2}
 """Carried by every record; bump a tier's when its recipe changes. quick 2: the recipe chosen
-from the learning curves in benchmarks/curves/."""
+from the learning curves in benchmarks/curves/. full 2: models train with their own recipes."""
+
+MODEL_RECIPE_TIERS = ("full",)
+"""Tiers where a model's declared training recipe (`register_model(recipe=...)`) replaces the
+tier's train settings; the smaller tiers train every model alike."""
 
 SECTIONS = ("model", "dataset", "train", "eval")
 
@@ -73,11 +77,22 @@ def resolve_config(model: str, dataset: str, tier: str, overrides: list[str]) ->
         "train": copy.deepcopy(TIERS[tier]["train"]),
         "eval": copy.deepcopy(TIERS[tier]["eval"]),
     }
+    recipe = applied_recipe(model, tier)
+    for key, value in (recipe or {}).get("settings", {}).items():
+        if key not in config["train"]:
+            raise ConfigError(f"model {model!r} declares a recipe with unknown train setting {key!r} "
+                              f"(known: {', '.join(config['train'])})")
+        config["train"][key] = _coerce(f"train.{key}", value, config["train"][key])
     for item in overrides:
         section, key, value = _parse_override(item, config)
         config[section][key] = _coerce(f"{section}.{key}", value, config[section][key])
     check_precision(config["train"]["precision"])
     return config
+
+
+def applied_recipe(model: str, tier: str) -> dict[str, Any] | None:
+    """The model's own training recipe where `tier` uses model recipes, else None (the tier's)."""
+    return model_recipe(model) if tier in MODEL_RECIPE_TIERS else None
 
 
 def _model_defaults(model: str, tier: str) -> dict[str, Any]:
