@@ -85,3 +85,28 @@ def test_warmup_ramps_the_learning_rate_and_epoch_hooks_join_the_history(tmp_pat
         moved[warmup] = (torch.cat([p.detach().flatten() for p in model.parameters()]) - before).abs().sum().item()
         assert [h["marker"] for h in result.history] == [1, 2] and [h["step"] for h in result.history] == [2, 4]
     assert moved[1000] < 0.1 * moved[0]
+
+
+def test_amsgrad_trains_with_the_running_maximum_of_the_second_moments(tmp_path):
+    """`train.amsgrad` (Shi et al.'s optimizer) reaches the optimizer: its checkpoint holds the
+    running maximum of the second moments (plain Adam's has none)."""
+    from mmbench.training.checkpoint import load_checkpoint
+
+    _train(tmp_path, "adam")
+    _train(tmp_path, "amsgrad", amsgrad=True)
+    state = load_checkpoint(tmp_path / "amsgrad" / "checkpoint.pt")["optimizer"]["state"].values()
+    assert state and all((s["max_exp_avg_sq"] >= s["exp_avg_sq"]).all() for s in state)
+    assert "max_exp_avg_sq" not in next(iter(load_checkpoint(tmp_path / "adam" / "checkpoint.pt")["optimizer"]["state"].values()))
+
+
+def test_mmvae_as_shi_et_al_published_it_trains(tmp_path):
+    """Laplace experts, the learnt Laplace prior and DReG: the prior's scales move with training,
+    and unconditional samples come from it."""
+    torch.manual_seed(0)
+    model = create_model("mmvae", SPEC, latent_dim=16, objective="dreg", k=3, posterior="laplace", learn_prior=True)
+    before = model.prior().base_dist.scale.detach().clone()
+    train(model, _split(), epochs=1, batch_size=32, lr=1e-2, seed=0, run_dir=tmp_path / "shi",
+          device=torch.device("cpu"), progress=False, amsgrad=True)
+    prior = model.prior()
+    assert isinstance(prior.base_dist, torch.distributions.Laplace) and not torch.equal(prior.base_dist.scale, before)
+    assert model.sample(2)[0].shape == (2, 3, 28, 28)

@@ -173,7 +173,7 @@ def _run(request: RunRequest) -> dict:
         batch_size=config["train"]["batch_size"], lr=config["train"]["lr"], seed=request.seed, run_dir=run_dir,
         device=device, resume=request.resume, progress=request.progress,
         compile=config["train"]["compile"], precision=config["train"]["precision"],
-        warmup_steps=config["train"]["warmup_steps"], on_epoch=_curve(ctx, config),
+        warmup_steps=config["train"]["warmup_steps"], amsgrad=config["train"]["amsgrad"], on_epoch=_curve(ctx, config),
     )
     record = {
         "schema_version": SCHEMA_VERSION,

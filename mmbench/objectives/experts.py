@@ -38,6 +38,11 @@ class ExpertsVAE(MultimodalVAE):
         logvar = torch.stack([o[1] if o is not None else zeros for o in outputs])
         return mu, logvar
 
+    def expert_distribution(self, mu: torch.Tensor, logvar: torch.Tensor) -> Distribution:
+        """The experts' distribution from their parameters, Gaussian here (MMVAE's Laplace
+        variant overrides it); batch shape of mu, event (latent_dim,)."""
+        return Independent(Normal(mu, torch.exp(0.5 * logvar)), 1)
+
     def mixture_posterior(self, xs: Sequence[torch.Tensor | None], subsets: torch.Tensor) -> Distribution:
         """q(z | x_S) as the uniform mixture of the experts in S (a single expert when |S| = 1),
         for every row of `subsets` (K, M): batch shape (K, B). How mixture-of-experts models
@@ -45,8 +50,8 @@ class ExpertsVAE(MultimodalVAE):
         mu, logvar = self.experts(xs)  # (M, B, D)
         subsets = subsets.to(mu.device)
         logits = torch.where(subsets, 0.0, -math.inf).unsqueeze(1).expand(-1, mu.shape[1], -1)
-        std = torch.exp(0.5 * logvar).permute(1, 0, 2)
-        components = Independent(Normal(mu.permute(1, 0, 2).expand(len(subsets), -1, -1, -1), std.expand(len(subsets), -1, -1, -1)), 1)
+        shape = (len(subsets), *mu.permute(1, 0, 2).shape)  # (K, B, M, D)
+        components = self.expert_distribution(mu.permute(1, 0, 2).expand(shape), logvar.permute(1, 0, 2).expand(shape))
         return MixtureSameFamily(Categorical(logits=logits), components)
 
     def decode(self, z: torch.Tensor, m: int):

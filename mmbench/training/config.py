@@ -5,6 +5,8 @@
 `train_history`. A tier may also set model options (its "model" section) for every model that has them, so the
 models of one tier share one recipe; the full tier keeps each model's own defaults.
 
+`train.amsgrad` trains with Adam's AMSGrad variant (Shi et al.'s MMVAE optimizer).
+
 A resolved config has four sections (model, dataset, train, eval). `--set key=value` names a key
 as `section.key`, or by its bare name when exactly one section has it; values are parsed as JSON
 literals (so `beta=1`, `subsample=false`, `objective=dreg` all work) and must keep the type of
@@ -29,7 +31,7 @@ def _offline_tier(epochs: int, curve_every: int) -> dict[str, dict[str, Any]]:
         "model": {"latent_dim": 64, "beta": 1.0},
         "dataset": {"tier": "quick"},
         "train": {"epochs": epochs, "batch_size": 64, "lr": 3e-3, "max_train_samples": None, "compile": False,
-                  "precision": "fp32", "warmup_steps": 300, "curve_every": curve_every},
+                  "precision": "fp32", "warmup_steps": 300, "curve_every": curve_every, "amsgrad": False},
         "eval": {"metrics": None, "batch_size": 250, "max_test_samples": 1000, "unconditional_samples": 1000,
                  "fid_samples": 0, "fid_mode": "pytorch-fid", "iwae_k": 8, "likelihood_test_samples": 100,
                  "probe_train_samples": 1000, "curve_samples": 250},
@@ -49,7 +51,7 @@ TIERS: dict[str, dict[str, dict[str, Any]]] = {
         "model": {},
         "dataset": {"tier": "full"},
         "train": {"epochs": 300, "batch_size": 256, "lr": 5e-4, "max_train_samples": None, "compile": False,
-                  "precision": "fp32", "warmup_steps": 0, "curve_every": 0},
+                  "precision": "fp32", "warmup_steps": 0, "curve_every": 0, "amsgrad": False},
         "eval": {"metrics": None, "batch_size": 500, "max_test_samples": None, "unconditional_samples": 10000,
                  "fid_samples": 10000, "fid_mode": "pytorch-fid", "iwae_k": 1000, "likelihood_test_samples": 1000,
                  "probe_train_samples": 1000, "curve_samples": 250},

@@ -51,6 +51,7 @@ def train(
     compile: bool = False,
     precision: str = "fp32",
     warmup_steps: int = 0,
+    amsgrad: bool = False,
     on_step: Callable[[int], None] | None = None,
     on_epoch: Callable[[int], dict] | None = None,
 ) -> TrainResult:
@@ -70,7 +71,7 @@ def train(
     check_precision(precision)
     model.to(device)
     loss_fn = torch.compile(model.loss) if compile else model.loss
-    optimizer = torch.optim.Adam(model.parameters(), lr=lr, fused=True)
+    optimizer = torch.optim.Adam(model.parameters(), lr=lr, amsgrad=amsgrad, fused=True)
     shuffle = torch.Generator().manual_seed(seed)
     start, history, seconds = 0, [], 0.0
     path = Path(run_dir) / CHECKPOINT

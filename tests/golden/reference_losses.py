@@ -18,6 +18,9 @@ References (file, function, commit):
 - MMVAE IWAE: iffsid/mmvae, src/objectives.py `m_iwae`: per modality m, K samples of q(z | x_m),
   log w = log p(z) + sum_d log p(x_d | z) - log (1/M sum_m' q(z | x_m')); logsumexp over K minus
   log K, averaged over m (`m_iwae` sums over the batch; mmbench averages, so the loss is that / B).
+- MMVAE as Shi et al. published it: iffsid/mmvae 54398d75c144e9b6c06ef5c33a0ee9a162638b7d,
+  src/objectives.py `m_iwae_looser` (log-mean-exp over K, mean over modalities), src/models/vae_mnist.py
+  (`Enc`: Laplace scale softmax(h)·D + 1e-6), src/models/mmvae_mnist_svhn.py (`pz_params`: softmax(p)·D).
 - Unimodal VAE: the per-modality ELBO of the same recipe (Laplace 0.75, beta * KL to N(0, I)).
 - MVTCAE: gr8joo/MVTCAE 8a0e23c6398566474cffc52b7ca19c0f2be6a856, run_epochs.py (the `tc` branch:
   rec_weight (M - alpha)/M, vib_weight 1 - alpha, cvib_weight alpha/M, `calc_klds_cvib`),
@@ -188,6 +191,26 @@ def mmvm_loss(model, batch, alpha: float):
     return -(rec - BETA * regulariser).mean()
 
 
+def mmvae_shi_iwae_loss(model, batch, k: int):
+    """iffsid/mmvae (commit 54398d7) `m_iwae_looser` as its README's paper runs use it: Laplace
+    experts with scales softmax(h)·D + 1e-6 (`Constants.eta`), the learnt Laplace prior with
+    scales softmax(p)·D (p = `_pz_params[1]`, zeros at the start). Noise: one Laplace draw of
+    shape (K, M, B, D), as mmbench draws it."""
+    mus, hs = experts(model, batch)
+    scales = [torch.softmax(h, -1) * LATENT + 1e-6 for h in hs]
+    z_all = Laplace(torch.stack(mus), torch.stack(scales)).rsample((k,))
+    prior = Laplace(torch.zeros(LATENT), torch.softmax(model.prior_logits, -1) * LATENT)
+    qs = [Laplace(mu, scale) for mu, scale in zip(mus, scales)]
+    bounds = []
+    for m in range(M):
+        z = z_all[:, m]  # (K, B, D)
+        lpz = prior.log_prob(z).sum(-1)
+        lqz = torch.logsumexp(torch.stack([q.log_prob(z).sum(-1) for q in qs]), 0) - math.log(M)
+        lpx = sum(log_px(model, d, z.reshape(-1, LATENT), batch[d].repeat(k, 1, 1, 1)).reshape(k, BATCH) for d in range(M))
+        bounds.append(torch.logsumexp(lpz + lpx - lqz, 0) - math.log(k))
+    return -torch.stack(bounds).mean(0).mean()
+
+
 CASES = {
     "unimodal": (dict(), unimodal_loss),
     "mvae": (dict(subsample=True), lambda model, batch: mvae_loss(model, batch, subsample=True)),
@@ -195,6 +218,8 @@ CASES = {
     "mmvae": (dict(objective="elbo"), lambda model, batch: mixture_loss(model, batch, [[m] for m in range(M)], False)),
     "mmvae-iwae": (dict(objective="iwae", k=4), lambda model, batch: mmvae_iwae_loss(model, batch, k=4)),
     "mopoe": (dict(), lambda model, batch: mixture_loss(model, batch, subsets_by_size(), True)),
+    "mmvae-shi": (dict(objective="iwae", k=4, posterior="laplace", learn_prior=True),
+                  lambda model, batch: mmvae_shi_iwae_loss(model, batch, k=4)),
     "mvtcae": (dict(), lambda model, batch: mvtcae_loss(model, batch, alpha=5 / 6)),
     "mmjsd": (dict(), mmjsd_loss),
     "mmvm": (dict(alpha=0.25), lambda model, batch: mmvm_loss(model, batch, alpha=0.25)),
