@@ -22,11 +22,11 @@ MODELS = ["mvae", "mmvae & friends", TITLE_HIJACK, ATTRIBUTE_HIJACK]
 
 
 class _Cells(HTMLParser):
-    """Text of each model cell, in document order, plus the title and the root's attributes."""
+    """Text of each model cell, per table in document order, plus the title and the root's attributes."""
 
     def __init__(self):
         super().__init__(convert_charrefs=True)
-        self.models: list[str] = []
+        self.tables: list[list[str]] = []
         self.title = ""
         self.root: dict[str, str | None] = {}
         self._in: str | None = None
@@ -41,10 +41,18 @@ class _Cells(HTMLParser):
             self.scripts += 1
         if tag == "img":
             self.images.append(attrs)
+        if tag == "table":
+            self.tables.append([])
         if tag == "title" or tag == "td" and attrs.get("class") == "model":
             self._in = tag
             if tag == "td":
-                self.models.append("")
+                self.tables[-1].append("")
+
+    @property
+    def models(self) -> list[str]:
+        """The headline table's model cells; every other table must list the same models."""
+        assert self.tables and all(sorted(table) == sorted(self.tables[0]) for table in self.tables)
+        return self.tables[0]
 
     def handle_endtag(self, tag):
         if tag == self._in:
@@ -52,7 +60,7 @@ class _Cells(HTMLParser):
 
     def handle_data(self, data):
         if self._in == "td":
-            self.models[-1] += data
+            self.tables[-1][-1] += data
         elif self._in == "title":
             self.title += data
 

@@ -114,13 +114,47 @@ Ranked by mean conditional coherence (coherence/conditional, higher is better); 
 
 ## polymnist / quick
 
-Versions: coherence/conditional v1, coherence/unconditional v1, networks v1, tier:quick v1. Higher is better: coh k=1, coh k=2, coh k=3, coh k=4, coh mean, coh uncond; lower is better: FID m0.
+Versions: coherence/conditional v1, coherence/unconditional v1, networks v1, tier:quick v1. Higher is better: coh k=1, coh k=2, coh k=3, coh k=4, coh mean, coh uncond; lower is better: FID m0, FID.
 
-|   # | model          |       coh k=1 |       coh k=2 |       coh k=3 |       coh k=4 |      coh mean |    coh uncond |        FID m0 |   train s |   params |   seeds |
-|-----|----------------|---------------|---------------|---------------|---------------|---------------|---------------|---------------|-----------|----------|---------|
-|   1 | mopoe          | 0.675 ± 0.124 | 0.700 ± 0.124 | 0.725 ± 0.124 | 0.750 ± 0.124 | 0.712 ± 0.124 | 0.350 ± 0.062 | 31.00 ± 12.42 |        61 |  123,456 |       3 |
-|   2 | mvae           |         0.475 |         0.500 |         0.525 |         0.550 |         0.512 |         0.250 |               |        60 |  123,456 |       1 |
-|   3 | a\\|b &lt;i&gt; |         0.275 |         0.300 |         0.325 |         0.350 |         0.312 |         0.150 |               |        60 |  123,456 |       1 |
+|   # | model          |       coh k=1 |      coh mean |    coh uncond |           FID |   train s |   seeds |
+|-----|----------------|---------------|---------------|---------------|---------------|-----------|---------|
+|   1 | mopoe          | 0.675 ± 0.124 | 0.712 ± 0.124 | 0.350 ± 0.062 | 31.00 ± 12.42 |        61 |       3 |
+|   2 | mvae           |         0.475 |         0.512 |         0.250 |               |        60 |       1 |
+|   3 | a\\|b &lt;i&gt; |         0.275 |         0.312 |         0.150 |               |        60 |       1 |
+
+Every metric, one table per family:
+
+### coh (coherence/conditional)
+
+|   # | model          |       coh k=1 |       coh k=2 |       coh k=3 |       coh k=4 |      coh mean |
+|-----|----------------|---------------|---------------|---------------|---------------|---------------|
+|   1 | mopoe          | 0.675 ± 0.124 | 0.700 ± 0.124 | 0.725 ± 0.124 | 0.750 ± 0.124 | 0.712 ± 0.124 |
+|   2 | mvae           |         0.475 |         0.500 |         0.525 |         0.550 |         0.512 |
+|   3 | a\\|b &lt;i&gt; |         0.275 |         0.300 |         0.325 |         0.350 |         0.312 |
+
+### coh uncond (coherence/unconditional)
+
+|   # | model          |    coh uncond |
+|-----|----------------|---------------|
+|   1 | mopoe          | 0.350 ± 0.062 |
+|   2 | mvae           |         0.250 |
+|   3 | a\\|b &lt;i&gt; |         0.150 |
+
+### FID (fid)
+
+|   # | model          |        FID m0 |           FID |
+|-----|----------------|---------------|---------------|
+|   1 | mopoe          | 31.00 ± 12.42 | 31.00 ± 12.42 |
+|   2 | mvae           |               |               |
+|   3 | a\\|b &lt;i&gt; |               |               |
+
+### runs
+
+|   # | model          |   train s |   params |   seeds |
+|-----|----------------|-----------|----------|---------|
+|   1 | mopoe          |        61 |  123,456 |       3 |
+|   2 | mvae           |        60 |  123,456 |       1 |
+|   3 | a\\|b &lt;i&gt; |        60 |  123,456 |       1 |
 """
 
 

@@ -19,11 +19,10 @@ from mmbench.results.store import StoredRecord
 from mmbench.leaderboard.tables import (
     RANKING_NOTE,
     cell,
-    column_keys,
-    headers,
     legend,
     recipes_text,
     sort_value,
+    tables,
     versions_text,
 )
 
@@ -114,15 +113,26 @@ def render_page(boards: list[Board], plots: list[Plot], notes: list[str]) -> str
 
 
 def _board_section(board: Board) -> str:
-    keys = column_keys(board)
-    head = "".join(_header_cell(key, text) for key, text in zip(keys, headers(board)))
-    body = "\n".join(_row(board, model, keys) for model in board.models)
+    """The headline table (with each model's runs), then every metric family a click away."""
+    (_, keys, names), *rest = tables(board)
+    details = "\n".join(
+        f"<details><summary>{escape(title)}</summary>\n{_table(board, keys, names, runs=False)}\n</details>"
+        for title, keys, names in rest
+    )
     return (
         f"<section>\n<h2>{escape(board.title)}</h2>\n"
         f'<p class="meta">Versions: {escape(versions_text(board))}. {escape(" ".join(filter(None, [legend(board), recipes_text(board)])))}</p>\n'
-        f'<div class="scroll"><table class="board">\n<thead><tr>{head}<th class="runs">runs</th></tr></thead>\n'
-        f"<tbody>\n{body}\n</tbody>\n</table></div>\n</section>"
+        f"{_table(board, keys, names, runs=True)}\n"
+        f'<p class="meta">Every metric, one table per family:</p>\n{details}\n</section>'
     )
+
+
+def _table(board: Board, keys: list[str], names: list[str], runs: bool) -> str:
+    head = "".join(_header_cell(key, text) for key, text in zip(keys, names))
+    body = "\n".join(_row(board, model, keys, runs) for model in board.models)
+    runs_head = '<th class="runs">runs</th>' if runs else ""
+    return (f'<div class="scroll"><table class="board">\n<thead><tr>{head}{runs_head}</tr></thead>\n'
+            f"<tbody>\n{body}\n</tbody>\n</table></div>")
 
 
 def _header_cell(key: str, text: str) -> str:
@@ -132,7 +142,7 @@ def _header_cell(key: str, text: str) -> str:
             f'title="{escape(key)}">{escape(text)}</th>')
 
 
-def _row(board: Board, model: str, keys: list[str]) -> str:
+def _row(board: Board, model: str, keys: list[str], runs_column: bool = True) -> str:
     cells = "".join(
         f'<td{_MODEL_CLASS if key == "model" else ""} data-value="{escape(_value_attr(board, model, key))}">'
         f"{escape(cell(board, model, key))}</td>"
@@ -140,7 +150,7 @@ def _row(board: Board, model: str, keys: list[str]) -> str:
     )
     runs = board.records[model]
     items = "".join(f"<li>{escape(_provenance(s))}</li>" for s in runs)
-    details = f'<td class="runs"><details><summary>{len(runs)} run{"s" * (len(runs) != 1)}</summary><ul>{items}</ul></details></td>'
+    details = f'<td class="runs"><details><summary>{len(runs)} run{"s" * (len(runs) != 1)}</summary><ul>{items}</ul></details></td>' if runs_column else ""
     tooltip = "\n".join(_provenance(s) for s in runs)
     return f'<tr title="{escape(tooltip)}">{cells}{details}</tr>'
 

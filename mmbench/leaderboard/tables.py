@@ -13,7 +13,7 @@ from collections.abc import Callable
 import pandas as pd
 from tabulate import tabulate
 
-from mmbench.metrics.families import PRIMARY_METRIC, digits, higher_is_better, label
+from mmbench.metrics.families import PRIMARY_METRIC, digits, family_of, higher_is_better, label
 from mmbench.results.aggregate import NUM_PARAMETERS, TRAIN_SECONDS, Board
 
 RANKING_NOTE = (f"Ranked by mean conditional coherence ({PRIMARY_METRIC}, higher is better); "
@@ -22,13 +22,42 @@ _TABLEFMT = {"terminal": "simple", "markdown": "github", "latex": "latex_booktab
 _LATEX_SYMBOLS = {"±": r"$\pm$", "Δ": r"$\Delta$"}
 
 
-def headers(board: Board) -> list[str]:
-    return ["#", "model", *map(label, board.metrics), "train s", "params", "seeds"]
+HEADLINE = ("coherence/conditional/k=1", PRIMARY_METRIC, "coherence/unconditional", "coherence/cca/image->caption",
+            "coherence/cca/caption->image", "fid", "feature_distance/mean", "quality_gap/fid", "quality_gap/feature_distance",
+            "likelihood/joint")
+"""Headline candidates in column order; a board shows those it has, one quality (FID where
+computed, else feature distance) and one gap (of the same family), with train time and seeds."""
+RUN_COLUMNS = ("train s", "params", "seeds")
 
 
-def column_keys(board: Board) -> list[str]:
+def headline(board: Board) -> list[str]:
+    """The board's headline metrics: the few columns a reader compares first."""
+    shown = [m for m in HEADLINE if m in board.metrics]
+    for pair in (("fid", "feature_distance/mean"), ("quality_gap/fid", "quality_gap/feature_distance")):
+        if pair[0] in shown and pair[1] in shown:
+            shown.remove(pair[1])
+    return shown or board.metrics[:6]
+
+
+def details(board: Board) -> list[tuple[str, list[str]]]:
+    """(family label, its metrics) for every metric family on the board, in column order."""
+    groups: dict[str, list[str]] = {}
+    for metric in board.metrics:
+        family = family_of(metric)
+        groups.setdefault(f"{family.label} ({family.prefix})" if family else metric.split("/")[0], []).append(metric)
+    return list(groups.items())
+
+
+def headers(board: Board, metrics: list[str] | None = None, runs: bool = True) -> list[str]:
+    """Column titles for `metrics` (default: the headline), then the run columns."""
+    chosen = headline(board) if metrics is None else metrics
+    return ["#", "model", *map(label, chosen), *(("train s", "seeds") if runs else ())]
+
+
+def column_keys(board: Board, metrics: list[str] | None = None, runs: bool = True) -> list[str]:
     """Stable machine names of the columns, parallel to `headers`."""
-    return ["rank", "model", *board.metrics, TRAIN_SECONDS, NUM_PARAMETERS, "seeds"]
+    chosen = headline(board) if metrics is None else metrics
+    return ["rank", "model", *chosen, *((TRAIN_SECONDS, "seeds") if runs else ())]
 
 
 def cell(board: Board, model: str, column: str) -> str:
@@ -94,8 +123,17 @@ def recipes_text(board: Board) -> str:
     return "Trained with different recipes: " + "; ".join(f"{model}: {', '.join(sorted(found))}" for model, found in sources.items()) + "."
 
 
-def rows(board: Board, escape: Callable[[str], str] = str) -> list[list[str]]:
-    return [[escape(cell(board, model, c)) for c in column_keys(board)] for model in board.models]
+def rows(board: Board, keys: list[str], escape: Callable[[str], str] = str) -> list[list[str]]:
+    return [[escape(cell(board, model, c)) for c in keys] for model in board.models]
+
+
+def tables(board: Board) -> list[tuple[str, list[str], list[str]]]:
+    """(title, keys, headers) of a board's tables: the headline, one per metric family, and the runs."""
+    tables = [("", column_keys(board), headers(board))]
+    for family, metrics in details(board):
+        tables.append((family, column_keys(board, metrics, runs=False), headers(board, metrics, runs=False)))
+    tables.append(("runs", ["rank", "model", TRAIN_SECONDS, NUM_PARAMETERS, "seeds"], ["#", "model", "train s", "params", "seeds"]))
+    return tables
 
 
 def format_boards(boards: list[Board], fmt: str) -> str:
@@ -111,19 +149,28 @@ def format_boards(boards: list[Board], fmt: str) -> str:
 
 
 def _one_board(board: Board, fmt: str) -> str:
-    align = ["right", "left", *["right"] * (len(headers(board)) - 2)]
     if fmt == "markdown":
-        table = tabulate(rows(board, markdown_escape), list(map(markdown_escape, headers(board))),
-                         tablefmt="github", colalign=align, disable_numparse=True)
+        parts = []
+        for title, keys, names in tables(board):
+            table = tabulate(rows(board, keys, markdown_escape), list(map(markdown_escape, names)), tablefmt="github",
+                             colalign=_align(keys), disable_numparse=True)
+            parts.append(f"### {markdown_escape(title)}\n\n{table}\n" if title else f"{table}\n")
         about = " ".join(filter(None, [f"Versions: {versions_text(board)}.", legend(board), recipes_text(board)]))
-        return f"## {markdown_escape(board.title)}\n\n{markdown_escape(about)}\n\n{table}\n"
-    table = tabulate(rows(board), headers(board), tablefmt=_TABLEFMT[fmt], colalign=align, disable_numparse=True)
+        details_intro = "Every metric, one table per family:\n"
+        return f"## {markdown_escape(board.title)}\n\n{markdown_escape(about)}\n\n{parts[0]}\n{details_intro}\n" + "\n".join(parts[1:])
+    keys = column_keys(board, board.metrics) + [NUM_PARAMETERS]
+    names = headers(board, board.metrics) + ["params"]
+    table = tabulate(rows(board, keys), names, tablefmt=_TABLEFMT[fmt], colalign=_align(keys), disable_numparse=True)
     if fmt == "latex":
         for symbol, command in _LATEX_SYMBOLS.items():
             table = table.replace(symbol, command)
         return f"% {_one_line(board.title)} (versions: {_one_line(versions_text(board))})\n{table}\n"
     notes = "\n".join(filter(None, [legend(board), recipes_text(board)]))
     return f"{board.title}  (metric versions: {versions_text(board)})\n{notes}\n\n{table}\n"
+
+
+def _align(keys: list[str]) -> list[str]:
+    return ["left" if key == "model" else "right" for key in keys]
 
 
 def markdown_escape(text: str) -> str:

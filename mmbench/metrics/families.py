@@ -137,3 +137,16 @@ def quality_summary(metrics: dict[str, float], family: str) -> float | None:
         return metrics[family]
     per_modality = [v for k, v in metrics.items() if re.fullmatch(re.escape(family) + r"/m\d+", k)]
     return math.fsum(per_modality) / len(per_modality) if per_modality else None
+
+
+def summaries(metrics: dict[str, float]) -> dict[str, float]:
+    """One number per quality family and per quality gap, where a record reports them only per
+    modality: `fid` and `quality_gap/<family>` as the mean over modalities (`quality_summary`).
+    Leaderboards add them so a headline can show one quality and one gap column."""
+    out = {}
+    for family in QUALITY_FAMILIES:
+        for name in (family, f"quality_gap/{family}"):
+            value = quality_summary(metrics, name)
+            if name not in metrics and value is not None and not (name == family and f"{family}/mean" in metrics):
+                out[name] = value
+    return out

@@ -16,7 +16,7 @@ import numpy as np
 import pandas as pd
 from scipy.special import stdtrit
 
-from mmbench.metrics.families import PRIMARY_METRIC, column_order
+from mmbench.metrics.families import PRIMARY_METRIC, column_order, summaries
 from mmbench.results.records import compatibility
 from mmbench.results.store import StoredRecord
 from mmbench.training.config import TIERS
@@ -84,11 +84,11 @@ def build_boards(records: list[StoredRecord]) -> list[Board]:
 def _board(dataset: str, tier: str, versions: str, items: list[StoredRecord]) -> Board:
     items = sorted(items, key=lambda s: (s.record["model"], s.record["seed"], s.path))
     runs = pd.DataFrame([
-        {"model": s.record["model"], **s.record["metrics"],
+        {"model": s.record["model"], **s.record["metrics"], **summaries(s.record["metrics"]),
          TRAIN_SECONDS: s.record["timing"].get("train_seconds", math.nan), NUM_PARAMETERS: s.record["num_parameters"]}
         for s in items
     ])
-    metrics = column_order({m for s in items for m in s.record["metrics"]})
+    metrics = column_order({m for s in items for m in {**s.record["metrics"], **summaries(s.record["metrics"])}})
     columns = [*metrics, TRAIN_SECONDS, NUM_PARAMETERS]
     runs[columns] = runs[columns].astype(float)
     grouped = runs.groupby("model", sort=True)[columns]
