@@ -6,6 +6,7 @@ from pathlib import Path
 
 import click
 
+from mmbench.experiments.tracking import TRACKERS
 from mmbench.training.config import TIERS
 
 
@@ -21,12 +22,15 @@ from mmbench.training.config import TIERS
 @click.option("--resume", is_flag=True, help="Continue the unfinished run in --out from its last checkpoint.")
 @click.option("--dry-run", is_flag=True, help="Print the resolved config and exit.")
 @click.option("--quiet", is_flag=True, help="No progress bars.")
-def run(model, dataset, tier, seed, overrides, out, data_root, device, resume, dry_run, quiet) -> None:
+@click.option("--log", "trackers", multiple=True, type=click.Choice(TRACKERS),
+              help="Also log config, epochs, metrics and sample grids to this tracker (repeatable; files under --out).")
+def run(model, dataset, tier, seed, overrides, out, data_root, device, resume, dry_run, quiet, trackers) -> None:
     """Train MODEL on DATASET, score it, and write a result record."""
     from mmbench.experiments.runner import RunRequest, plan
     from mmbench.experiments.runner import run as run_benchmark
 
-    request = RunRequest(model, dataset, tier, seed, tuple(overrides), out, data_root, device, resume, not quiet)
+    request = RunRequest(model, dataset, tier, seed, tuple(overrides), out, data_root, device, resume, not quiet,
+                         tuple(trackers))
     if dry_run:
         click.echo(json.dumps(plan(request), indent=2))
         return

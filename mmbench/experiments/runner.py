@@ -27,6 +27,7 @@ from mmbench.evaluation.evaluators import (
     evaluate,
 )
 from mmbench.evaluation.samples import save_sample_grids
+from mmbench.experiments.tracking import check_trackers, open_trackers
 from mmbench.files import atomic_write_json, read_json
 from mmbench.metrics.quality_gap import (
     REFERENCE_MODEL,
@@ -92,6 +93,8 @@ class RunRequest:
     device: str = "auto"
     resume: bool = False
     progress: bool = True
+    log: tuple[str, ...] = ()
+    """Trackers to log to (`mmbench.experiments.tracking.TRACKERS`)."""
 
     def run_dir(self) -> Path:
         return Path(self.out) if self.out else Path("runs") / run_name(self.model, self.dataset, self.tier, self.seed)
@@ -166,14 +169,17 @@ def _run(request: RunRequest) -> dict:
     model = create_model(request.model, dataset.spec, **config["model"])
     ctx = _context(config, request.seed, model, dataset, data_root, device, request.progress)
     chosen_evaluators(ctx, _evaluator_names(config["eval"]["metrics"]))  # a metric typo fails before training
+    check_trackers(list(request.log))
     run_dir.mkdir(parents=True, exist_ok=True)
     atomic_write_json(run_dir / CONFIG_FILE, config)
+    trackers = open_trackers(list(request.log), run_dir, run_dir.name, config)
     trained = train(
         model, _limit(dataset.train, config["train"]["max_train_samples"]), epochs=config["train"]["epochs"],
         batch_size=config["train"]["batch_size"], lr=config["train"]["lr"], seed=request.seed, run_dir=run_dir,
         device=device, resume=request.resume, progress=request.progress,
         compile=config["train"]["compile"], precision=config["train"]["precision"],
         warmup_steps=config["train"]["warmup_steps"], amsgrad=config["train"]["amsgrad"], on_epoch=_curve(ctx, config),
+        on_row=lambda row: [tracker.epoch(row) for tracker in trackers],
     )
     record = {
         "schema_version": SCHEMA_VERSION,
@@ -190,7 +196,10 @@ def _run(request: RunRequest) -> dict:
         "train_history": trained.history,
         "recipe": recipe_provenance(request.model, request.tier, request.overrides),
     }
-    return _score(record, ctx, run_dir, config["eval"]["metrics"])
+    record = _score(record, ctx, run_dir, config["eval"]["metrics"])
+    for tracker in trackers:
+        tracker.finish(record["metrics"], sorted((run_dir / "samples").glob("*.png")))
+    return record
 
 
 def recipe_provenance(model: str, tier: str, overrides: tuple[str, ...]) -> dict:

@@ -54,6 +54,7 @@ def train(
     amsgrad: bool = False,
     on_step: Callable[[int], None] | None = None,
     on_epoch: Callable[[int], dict] | None = None,
+    on_row: Callable[[dict], None] | None = None,
 ) -> TrainResult:
     """Train `model` on `data`, checkpointing to run_dir/checkpoint.pt after every epoch.
 
@@ -63,7 +64,8 @@ def train(
     (the learning-curve benchmark scores the model there); `on_epoch(epoch)` after every epoch,
     its dict joining that epoch's history row, which the checkpoint keeps (so a learning curve
     scored there survives --resume). Both must leave the model in train mode and the global RNG
-    as they found it, or the run would differ from one without them.
+    as they found it, or the run would differ from one without them. `on_row(row)` sees each
+    finished history row (trackers log it live).
 
     `compile` runs the loss (forward and backward) under torch.compile; `precision="bf16"` runs
     it under bf16 autocast, weights, optimizer state and checkpoints staying fp32 (mostly a GPU
@@ -114,6 +116,8 @@ def train(
         seconds += time.perf_counter() - began
         history.append({"epoch": epoch + 1, "step": (epoch + 1) * steps, "loss": total / steps,
                         **(on_epoch(epoch + 1) if on_epoch else {})})
+        if on_row is not None:
+            on_row(history[-1])
         if progress:
             tqdm.write(f"epoch {epoch + 1}/{epochs}: loss {total / steps:.2f}")
         state = {
