@@ -109,3 +109,35 @@ def test_browser_shows_every_model_as_text_and_runs_no_injected_script(page, tmp
     assert dom.root.get("data-sortable") == "ready"  # the page's own script ran to the end
     assert dom.models == sorted(MODELS)  # #sort=model reordered the rows, every name shown as text
     assert not any(img.get("src") == "x" for img in dom.images)
+
+
+def test_headline_tables_fit_a_1400_pixel_window(tmp_path):
+    """Every board's headline table fits a 1,400 px wide window without horizontal scrolling, with
+    all of a real record's metric families present (they go to the per-family tables)."""
+    if _chromium() is None:
+        pytest.skip("chromium not found (install it with .ci/install-chromium.sh)")
+    results = tmp_path / "results"
+    many = {**{f"feature_distance/m{m}": 50.0 + m for m in range(5)}, "feature_distance/mean": 52.0,
+            **{f"likelihood/conditional/k={k}": -6000.0 + k for k in range(1, 5)}, "likelihood/joint": -6391.24,
+            **{f"latent_probe/k={k}": 0.5 for k in range(1, 5)}, "discrepancy/elbo_gap": 717.2,
+            **{f"quality_gap/feature_distance/m{m}": 3.0 for m in range(5)}}
+    for i, model in enumerate(["unimodal", "mvae", "mmvae", "mopoe", "mmvaeplus", "mvtcae", "mmjsd", "mmvm"]):
+        for seed in range(3):
+            write(results, make_record(model, seed, coherence=0.2 + 0.05 * i + 0.01 * seed, metrics=many), f"{model}-{seed}")
+    page = tmp_path / "index.html"
+    assert CliRunner().invoke(leaderboard, ["--results", str(results), "--format", "html", "--out", str(page)]).exit_code == 0
+    wrapper = tmp_path / "wrap.html"
+    wrapper.write_text(
+        f'<!DOCTYPE html><html><body style="margin:0"><iframe id="f" src="{page.as_uri()}" '
+        'style="width:1400px;height:900px;border:0"></iframe><pre id="out">pending</pre><script>'
+        "document.getElementById('f').addEventListener('load', function () {"
+        "  var scrolls = document.getElementById('f').contentDocument.querySelectorAll('section > .scroll');"
+        "  document.getElementById('out').textContent = Array.prototype.map.call(scrolls, function (s) {"
+        "    return s.scrollWidth + '/' + s.clientWidth; }).join(' ');"
+        "});</script></body></html>"
+    )
+    done = subprocess.run([_chromium(), "--headless", "--no-sandbox", "--disable-gpu", "--allow-file-access-from-files",
+                           "--virtual-time-budget=5000", "--window-size=1400,1000", f"--user-data-dir={tmp_path / 'profile'}",
+                           "--dump-dom", wrapper.as_uri()], capture_output=True, text=True, timeout=120)
+    widths = done.stdout.split('<pre id="out">')[1].split("<")[0].split()
+    assert widths and all(int(w.split("/")[0]) <= int(w.split("/")[1]) for w in widths), widths
