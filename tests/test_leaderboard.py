@@ -299,3 +299,26 @@ def test_records_of_other_networks_never_share_a_board(tmp_path):
     boards = build_boards(load_results(tmp_path)[0])
     assert len(boards) == 2 and sorted(b.versions["networks"] for b in boards) == [1, 2]
     assert all(int(b.seeds["mvae"]) == 1 for b in boards)
+
+
+def test_render_copies_each_models_sample_grids_next_to_the_page(tmp_path):
+    """The page and README show each model's grids (given m0, unconditional) from its lowest-seed
+    run directory, copied under samples/ with names safe for any model name."""
+    results, site = tmp_path / "records", tmp_path / "site"
+    _golden_records(results)
+    grids = {}
+    for run in ("mopoe-polymnist-quick-seed0", "odd-name"):  # the lowest-seed runs of two models
+        folder = results / run / "samples"
+        folder.mkdir()
+        for file in ("given_m0.png", "unconditional.png", "given_m1.png"):
+            (folder / file).write_bytes(f"{run}/{file}".encode())
+            grids[(run, file)] = f"{run}/{file}".encode()
+    assert CliRunner().invoke(leaderboard, ["--results", str(results), "--render", str(site)]).exit_code == 0
+    copied = {p.name: p.read_bytes() for p in (site / "samples").iterdir()}
+    assert len(copied) == 4 and set(copied.values()) <= set(grids.values())  # given_m1 is not shown
+    assert all(name.endswith(".png") and "<" not in name and "|" not in name for name in copied)
+    page, readme = (site / "index.html").read_text(), (site / "README.md").read_text()
+    assert all(f'src="samples/{name}"' in page and f"(samples/{name})" in readme for name in copied)
+    (results / "odd-name" / "samples" / "unconditional.png").unlink()
+    assert CliRunner().invoke(leaderboard, ["--results", str(results), "--render", str(site)]).exit_code == 0
+    assert len(list((site / "samples").iterdir())) == 3  # a grid no longer there is removed

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import base64
 import math
+from urllib.parse import quote
 from html import escape
 
 from mmbench.results.aggregate import Board
@@ -40,6 +41,7 @@ td.model, th.model, td.runs { text-align: left; }
 details ul { margin: .3rem 0; padding-left: 1.2rem; text-align: left; white-space: normal; min-width: 28rem; }
 figure { display: inline-block; margin: 1rem; }
 figure img { max-width: 44rem; }
+figure.sample img { width: 22rem; image-rendering: pixelated; }
 .meta { color: #555; }
 .scroll { overflow-x: auto; }
 """
@@ -91,8 +93,9 @@ _JS = """
 """
 
 
-def render_page(boards: list[Board], plots: list[Plot], notes: list[str]) -> str:
-    """The whole page as a string."""
+def render_page(boards: list[Board], plots: list[Plot], notes: list[str], samples: list | None = None) -> str:
+    """The whole page as a string; `samples` (publish.SampleGrid, files next to the page under
+    samples/) add each model's generated grids."""
     sections = "\n".join(_board_section(board) for board in boards) or "<p>No result records.</p>"
     figures = "\n".join(
         f'<figure><img alt="{escape(p.title)}" src="data:image/svg+xml;base64,{base64.b64encode(p.svg).decode()}">'
@@ -107,8 +110,18 @@ def render_page(boards: list[Board], plots: list[Plot], notes: list[str]) -> str
         f"Click a column header to sort; hover a row for provenance, or open its runs.</p>\n"
         f"{sections}\n"
         + (f"<h2>Plots</h2>\n{figures}\n" if figures else "")
+        + (f"<h2>Samples</h2>\n{_samples(samples)}\n" if samples else "")
         + (f'<h2>Notes</h2>\n<ul class="meta">{note_list}</ul>\n' if note_list else "")
         + f"<script>{_JS}</script>\n</body>\n</html>\n"
+    )
+
+
+def _samples(samples: list) -> str:
+    """Each model's grids side by side, per board: rows are the inputs, then generated images."""
+    return "\n".join(
+        f'<figure class="sample"><img alt="{escape(g.board)}: {escape(g.model)}, {escape(g.caption)}" '
+        f'src="samples/{escape(quote(g.name))}"><figcaption>{escape(g.board)}: {escape(g.model)}, {escape(g.caption)}</figcaption></figure>'
+        for g in samples
     )
 
 
