@@ -35,3 +35,13 @@ def verify(name: str, tier: str = "quick", seed: int = 0, cards: Path = CARDS_DI
     with tempfile.TemporaryDirectory(prefix="mmbench-verify-") as scratch:
         rebuilt = get_dataset(name, Path(scratch), tier=tier, seed=seed).checksum
     return pinned, rebuilt
+
+
+def pinned_assets(name: str, kind: str, cards: Path = CARDS_DIR) -> dict[str, str]:
+    """{modality: sha256} of lines `<kind>-<modality>: <sha256>` in the card of `name` (e.g. the
+    official classifiers, `official-classifier-m0: ...`); empty when the card pins none."""
+    path = Path(cards) / f"{name}.md"
+    if not path.exists():
+        return {}
+    line = re.compile(rf"^{re.escape(kind)}-(?P<key>m\d+):\s*(?P<sha>[0-9a-f]{{64}})\s*$", re.MULTILINE)
+    return {m["key"]: m["sha"] for m in line.finditer(path.read_text())}

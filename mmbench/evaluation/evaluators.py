@@ -31,7 +31,8 @@ from mmbench.objectives.subsets import all_subsets
 
 @dataclass
 class EvalContext:
-    """Everything an evaluator may need; classifiers are loaded (or trained) on first use."""
+    """Everything an evaluator may need; classifiers are loaded (or trained) on first use: the
+    harness's own, or with `eval.judge=official` the ones released with the data."""
 
     model: MultimodalVAE
     dataset: MultimodalDataset
@@ -46,9 +47,16 @@ class EvalContext:
 
     def classifiers(self) -> list[torch.nn.Module]:
         if "classifiers" not in self.extras:
-            from mmbench.evaluation.classifiers import load_or_train_classifiers
+            if self.options.get("judge", "mmbench") == "official":
+                from mmbench.data.cards import pinned_assets
+                from mmbench.evaluation.official import official_judges
 
-            nets, manifest = load_or_train_classifiers(self.dataset, self.data_root, self.device, self.progress)
+                pins = pinned_assets(self.dataset.spec.name, "official-classifier")
+                nets, manifest = official_judges(self.dataset, self.data_root, self.options, pins, self.device)
+            else:
+                from mmbench.evaluation.classifiers import load_or_train_classifiers
+
+                nets, manifest = load_or_train_classifiers(self.dataset, self.data_root, self.device, self.progress)
             self.extras["classifiers"] = nets
             self.extras["classifier_manifest"] = manifest
         return self.extras["classifiers"]

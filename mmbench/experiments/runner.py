@@ -190,7 +190,7 @@ def _run(request: RunRequest) -> dict:
         "config": config,
         "metrics": {},
         "metric_versions": {},
-        "score_versions": score_versions(request.model, model.version, request.tier),
+        "score_versions": score_versions(request.model, model.version, request.tier, config["eval"]["judge"]),
         "num_parameters": sum(p.numel() for p in model.parameters()),
         "timing": {"data_seconds": data_seconds, "train_seconds": trained.seconds},
         "train_history": trained.history,

@@ -65,12 +65,14 @@ def mean_ci95(values: list[float] | np.ndarray) -> tuple[float, float]:
 def build_boards(records: list[StoredRecord]) -> list[Board]:
     """Aggregate records (one per run; see store.latest_per_run) into sorted boards."""
     # Records share a board unless a metric they both report has different versions: a model
-    # that lacks a metric (the unimodal VAE has no quality gap) still ranks with the others.
+    # that lacks a metric (the unimodal VAE has no quality gap) still ranks with the others; records
+    # judged by different classifiers (a `judge:` key) never share one.
     boards: list[tuple[str, str, dict[str, int], list[StoredRecord]]] = []
     for item in sorted(records, key=lambda i: json.dumps(compatibility(i.record), sort_keys=True)):
         r, versions = item.record, compatibility(item.record)
         for dataset, tier, merged, items in boards:
-            if (dataset, tier) == (r["dataset"], r["tier"]) and all(merged.get(k, v) == v for k, v in versions.items()):
+            same_judge = {k for k in merged if k.startswith("judge:")} == {k for k in versions if k.startswith("judge:")}
+            if (dataset, tier) == (r["dataset"], r["tier"]) and same_judge and all(merged.get(k, v) == v for k, v in versions.items()):
                 merged.update(versions)
                 items.append(item)
                 break

@@ -50,12 +50,14 @@ _OPTIONAL: dict[str, type | tuple[type, ...]] = {
 }
 
 
-def score_versions(model_name: str, model_version: int, tier: str) -> dict[str, int]:
+def score_versions(model_name: str, model_version: int, tier: str, judge: str = "mmbench") -> dict[str, int]:
     """What determines a record's scores besides its metrics: the standard networks, the tier's
-    recipe and the model's own version, each a key that boards and the regression gate compare."""
+    recipe, the model's own version and, when not mmbench's own, the coherence judge
+    (`judge:official`), each a key that boards and the regression gate compare."""
     from mmbench.nn import NETWORKS_VERSION
 
-    return {"networks": NETWORKS_VERSION, f"tier:{tier}": TIER_VERSIONS[tier], f"model:{model_name}": model_version}
+    versions = {"networks": NETWORKS_VERSION, f"tier:{tier}": TIER_VERSIONS[tier], f"model:{model_name}": model_version}
+    return versions if judge == "mmbench" else {**versions, f"judge:{judge}": 1}
 
 
 def compatibility(record: dict) -> dict[str, int]:

@@ -24,6 +24,12 @@ from mmbench.errors import ConfigError
 from mmbench.training.loop import check_precision
 
 
+JUDGE = {"judge": "mmbench", "official_classifiers": None, "official_sha256": None}
+"""Who judges coherence: mmbench's own classifiers, or `official` (the classifiers released with
+PolyMNIST, from `official_classifiers` or <data root>/polymnist/official/trained_clfs_polyMNIST,
+pinned by the dataset card or `official_sha256`; see mmbench.evaluation.official)."""
+
+
 def _offline_tier(epochs: int, curve_every: int) -> dict[str, dict[str, Any]]:
     """The offline-data recipe chosen from the learning curves (benchmarks/curves/), the same for
     every model: latent 64, beta 1, batch 64, Adam lr 3e-3 after 300 warm-up steps."""
@@ -34,7 +40,7 @@ def _offline_tier(epochs: int, curve_every: int) -> dict[str, dict[str, Any]]:
                   "precision": "fp32", "warmup_steps": 300, "curve_every": curve_every, "amsgrad": False},
         "eval": {"metrics": None, "batch_size": 250, "max_test_samples": 1000, "unconditional_samples": 1000,
                  "fid_samples": 0, "fid_mode": "pytorch-fid", "iwae_k": 8, "likelihood_test_samples": 100,
-                 "probe_train_samples": 1000, "curve_samples": 250},
+                 "probe_train_samples": 1000, "curve_samples": 250, **JUDGE},
     }
 
 
@@ -54,7 +60,7 @@ TIERS: dict[str, dict[str, dict[str, Any]]] = {
                   "precision": "fp32", "warmup_steps": 0, "curve_every": 0, "amsgrad": False},
         "eval": {"metrics": None, "batch_size": 500, "max_test_samples": None, "unconditional_samples": 10000,
                  "fid_samples": 10000, "fid_mode": "pytorch-fid", "iwae_k": 1000, "likelihood_test_samples": 1000,
-                 "probe_train_samples": 1000, "curve_samples": 250},
+                 "probe_train_samples": 1000, "curve_samples": 250, **JUDGE},
     },
 }
 
@@ -89,6 +95,8 @@ def resolve_config(model: str, dataset: str, tier: str, overrides: list[str]) ->
         section, key, value = _parse_override(item, config)
         config[section][key] = _coerce(f"{section}.{key}", value, config[section][key])
     check_precision(config["train"]["precision"])
+    if config["eval"]["judge"] not in ("mmbench", "official"):
+        raise ConfigError(f"eval.judge must be mmbench or official, not {config['eval']['judge']!r}")
     return config
 
 
