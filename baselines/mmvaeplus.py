@@ -21,6 +21,15 @@ For the mmbench contract the latent is the concatenation [z, w_1, ..., w_M]: `en
 mixture over the experts in S whose private blocks are q(w_m | x_m) for m in S and r(w_m) for m
 outside S, so the generic `generate` cross-generates with the auxiliary prior, and the standard
 normal prior over the concatenation makes the generic `sample` draw z ~ p(z), w_m ~ p(w).
+
+Known deviations from the reference (epalu/mmvaeplus d83dcf8, read side by side; not yet fixed, so
+this is not the published model): its posteriors are Laplace with scales softmax(logits)·D + 1e-6
+and its priors p(z), p(w) a fixed Laplace(0, 1); its r(w_d) is Laplace(0, softmax(θ_d)·D), learnt,
+starting equal to p(w), not wider; its `m_elbo` (K=1) scores all M components by Monte Carlo
+instead of one sampled component with closed-form KLs; it cross-generates with one p(w) sample
+shared by all targets and samples unconditionally with one shared [w, z]; its networks are ResNets;
+it trains with Adam (amsgrad) lr 1e-3, batch 128, 150 epochs; its `dreg` detaches nothing and its
+gradient hook never fires, so it computes the IWAE gradient, while mmbench's `dreg` is DReG.
 """
 from __future__ import annotations
 
