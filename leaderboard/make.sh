@@ -23,6 +23,6 @@ for seed in ${SEEDS:-0}; do
     for model in ${MODELS:-mopoe}; do run records "$model" "$dataset" cpu "$seed"; done
   done
 done
-mmbench leaderboard --results leaderboard/records --render leaderboard/
+mmbench leaderboard --results leaderboard/records --render leaderboard --published leaderboard/published.json
 mmbench regress --results leaderboard/gate --write-reference leaderboard/reference-quick.json --spread 4 --abs-tol 0.05 \
   --metric latent_probe --metric likelihood "${gate_sets[@]}"

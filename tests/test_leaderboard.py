@@ -322,3 +322,19 @@ def test_render_copies_each_models_sample_grids_next_to_the_page(tmp_path):
     (results / "odd-name" / "samples" / "unconditional.png").unlink()
     assert CliRunner().invoke(leaderboard, ["--results", str(results), "--render", str(site)]).exit_code == 0
     assert len(list((site / "samples").iterdir())) == 3  # a grid no longer there is removed
+
+
+def test_published_numbers_render_as_quoted_and_malformed_files_are_one_line_errors(tmp_path):
+    results, site = tmp_path / "records", tmp_path / "site"
+    _golden_records(results)
+    quoted = tmp_path / "published.json"
+    quoted.write_text(json.dumps({"entries": [{"dataset": "polymnist", "model": "mopoe <b>", "source": "Sutter et al. 2021",
+                                               "metrics": {"coherence/conditional/k=1": 0.66}}]}))
+    assert CliRunner().invoke(leaderboard, ["--results", str(results), "--render", str(site), "--published", str(quoted)]).exit_code == 0
+    readme, page = (site / "README.md").read_text(), (site / "index.html").read_text()
+    assert "## Published numbers (quoted, not measured)" in readme and "| mopoe &lt;b&gt; | 0.66 " in readme
+    assert "mopoe &lt;b&gt;" in page and "<b>" not in page.split("Published numbers")[1]
+    assert "--published" in readme  # the regeneration command names the file
+    quoted.write_text(json.dumps({"entries": [{"dataset": "polymnist", "model": "x", "metrics": {"coh": "high"}}]}))
+    bad = CliRunner().invoke(leaderboard, ["--results", str(results), "--render", str(site), "--published", str(quoted)])
+    assert bad.exit_code != 0 and "entry 0 needs dataset, model, source" in str(bad.exception)

@@ -51,7 +51,7 @@ def test_rendered_page_and_plots_are_the_committed_ones(tmp_path):
 
     readme = (OFFICIAL / "README.md").read_text()
     command = re.search(r"Generated from the result records by `([^`]+)`", readme).group(1)
-    written = render_site(build(RECORDS), tmp_path, command)
+    written = render_site(build(RECORDS, published=OFFICIAL / "published.json"), tmp_path, command)
     assert {p.relative_to(tmp_path).as_posix() for p in written} >= {"README.md", "index.html"}
     committed_plots = {p.name for p in (OFFICIAL / "plots").iterdir()}
     assert committed_plots == {p.name for p in written if p.parent.name == "plots"}

@@ -16,6 +16,7 @@ from html import escape
 from mmbench.results.aggregate import Board
 from mmbench.metrics.families import higher_is_better
 from mmbench.leaderboard.plots import Plot
+from mmbench.leaderboard.published import published_html
 from mmbench.results.store import StoredRecord
 from mmbench.leaderboard.tables import (
     RANKING_NOTE,
@@ -93,7 +94,8 @@ _JS = """
 """
 
 
-def render_page(boards: list[Board], plots: list[Plot], notes: list[str], samples: list | None = None) -> str:
+def render_page(boards: list[Board], plots: list[Plot], notes: list[str], samples: list | None = None,
+                published: list | None = None) -> str:
     """The whole page as a string; `samples` (publish.SampleGrid, files next to the page under
     samples/) add each model's generated grids."""
     sections = "\n".join(_board_section(board) for board in boards) or "<p>No result records.</p>"
@@ -109,6 +111,7 @@ def render_page(boards: list[Board], plots: list[Plot], notes: list[str], sample
         f"<style>{_CSS}</style>\n</head>\n<body>\n<h1>{TITLE}</h1>\n<p class=\"meta\">{escape(RANKING_NOTE)} "
         f"Click a column header to sort; hover a row for provenance, or open its runs.</p>\n"
         f"{sections}\n"
+        + (f"{published_html(published)}\n" if published else "")
         + (f"<h2>Plots</h2>\n{figures}\n" if figures else "")
         + (f"<h2>Samples</h2>\n{_samples(samples)}\n" if samples else "")
         + (f'<h2>Notes</h2>\n<ul class="meta">{note_list}</ul>\n' if note_list else "")

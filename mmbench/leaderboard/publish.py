@@ -19,6 +19,7 @@ from mmbench.results.aggregate import Board, build_boards
 from mmbench.files import atomic_write_bytes
 from mmbench.leaderboard.html import render_page
 from mmbench.leaderboard.plots import Plot, board_plots
+from mmbench.leaderboard.published import Published, load_published, published_markdown
 from mmbench.results.store import BadRecord, load_results
 from mmbench.leaderboard.tables import format_boards, markdown_escape
 
@@ -46,14 +47,16 @@ class Leaderboard:
     notes: list[str]
     problems: list[BadRecord]
     samples: list[SampleGrid] = field(default_factory=list)
+    published: list[Published] = field(default_factory=list)
 
 
 def build(results: str | Path, dataset: str | None = None, tier: str | None = None,
-          with_plots: bool = True) -> Leaderboard:
+          with_plots: bool = True, published: str | Path | None = None) -> Leaderboard:
     records, problems = load_results(results, dataset, tier)
     boards = build_boards(records)
     plots, notes = board_plots(boards) if with_plots else ([], [])
-    return Leaderboard(boards, plots, notes, problems, sample_grids(boards, Path(results)))
+    quoted = [p for p in load_published(published) if dataset in (None, p.dataset)] if published else []
+    return Leaderboard(boards, plots, notes, problems, sample_grids(boards, Path(results)), quoted)
 
 
 def sample_grids(boards: list[Board], results: Path) -> list[SampleGrid]:
@@ -90,7 +93,7 @@ def render_site(leaderboard: Leaderboard, out: str | Path, command: str) -> list
                 if stale.suffix in (".svg", ".png") and stale not in written:
                     stale.unlink()
     atomic_write_bytes(out / "README.md", readme(leaderboard, command).encode())
-    page = render_page(leaderboard.boards, leaderboard.plots, leaderboard.notes, leaderboard.samples)
+    page = render_page(leaderboard.boards, leaderboard.plots, leaderboard.notes, leaderboard.samples, leaderboard.published)
     atomic_write_bytes(out / "index.html", page.encode())
     return [out / "README.md", out / "index.html", *written]
 
@@ -99,6 +102,8 @@ def readme(leaderboard: Leaderboard, command: str) -> str:
     """The markdown leaderboard: tables, then the plots (SVG links), then notes."""
     parts = [f"# mmbench leaderboard\n\nGenerated from the result records by `{command}`; do not edit by hand.\n",
              format_boards(leaderboard.boards, "markdown")]
+    if leaderboard.published:
+        parts.append(published_markdown(leaderboard.published, markdown_escape))
     if leaderboard.plots:
         parts.append("## Plots\n\n" + "\n".join(f"![{markdown_escape(p.title)}]({PLOTS_DIR}/{quote(p.name)}.svg)\n"
                                                  for p in leaderboard.plots))
