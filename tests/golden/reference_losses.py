@@ -21,6 +21,10 @@ References (file, function, commit):
 - MMVAE as Shi et al. published it: iffsid/mmvae 54398d75c144e9b6c06ef5c33a0ee9a162638b7d,
   src/objectives.py `m_iwae_looser` (log-mean-exp over K, mean over modalities), src/models/vae_mnist.py
   (`Enc`: Laplace scale softmax(h)·D + 1e-6), src/models/mmvae_mnist_svhn.py (`pz_params`: softmax(p)·D).
+- MMVAE+: epalu/mmvaeplus d83dcf86c7d86e2c776610a561d437ceeaa6b5b3, src/objectives.py `_m_iwae` / `m_elbo`
+  (lw per encoder m; log-mean-exp over K, mean over m), src/models/mmvae.py `forward` (cross-reconstruction
+  with a fresh r(w_d) sample per (m, d)), src/models/vae_polymnist.py (`Enc`, `Dec`: Laplace scales
+  softmax·D + 1e-6, r scales softmax(θ)·D, likelihood Laplace(loc, 0.75)), mmvae_polymnist.py (p(u) = Laplace(0, 1)).
 - Unimodal VAE: the per-modality ELBO of the same recipe (Laplace 0.75, beta * KL to N(0, I)).
 - MVTCAE: gr8joo/MVTCAE 8a0e23c6398566474cffc52b7ca19c0f2be6a856, run_epochs.py (the `tc` branch:
   rec_weight (M - alpha)/M, vib_weight 1 - alpha, cvib_weight alpha/M, `calc_klds_cvib`),
@@ -50,7 +54,8 @@ def setting(name: str, **options):
     g = torch.Generator().manual_seed(0)
     batch = [torch.rand(BATCH, 3, 28, 28, generator=g) for _ in range(M)]
     torch.manual_seed(0)
-    model = create_model(name, spec, latent_dim=LATENT, beta=BETA, **options)
+    sizes = {"shared_dim": 4, "private_dim": 4} if name == "mmvaeplus" else {"latent_dim": LATENT}
+    model = create_model(name, spec, beta=BETA, **sizes, **options)
     return model, batch
 
 
@@ -211,6 +216,38 @@ def mmvae_shi_iwae_loss(model, batch, k: int):
     return -torch.stack(bounds).mean(0).mean()
 
 
+def mmvaeplus_loss(model, batch, k: int):
+    """epalu/mmvaeplus `m_elbo` (K = 1) / `m_iwae` (K). Noise, in mmbench's order: one Laplace draw
+    of z for all encoders (K, M, B, Dz), one of w (K, M, B, Dw), then r(w_d) per (source, target d != source)."""
+    outs = [enc(x) for enc, x in zip(model.encoders, batch)]
+    mu_z = torch.stack([o[0] for o in outs])
+    s_z = torch.stack([torch.softmax(o[1], -1) * o[1].shape[-1] + 1e-6 for o in outs])
+    mu_w = torch.stack([o[2] for o in outs])
+    s_w = torch.stack([torch.softmax(o[3], -1) * o[3].shape[-1] + 1e-6 for o in outs])
+    z_all, w_all = Laplace(mu_z, s_z).rsample((k,)), Laplace(mu_w, s_w).rsample((k,))
+    dz, dw = mu_z.shape[-1], mu_w.shape[-1]
+    p = Laplace(0.0, 1.0)
+    lws = []
+    for m in range(M):
+        z, w = z_all[:, m], w_all[:, m]  # (K, B, .)
+        lpu = p.log_prob(z).sum(-1) + p.log_prob(w).sum(-1)
+        lqz = torch.logsumexp(torch.stack([Laplace(mu_z[j], s_z[j]).log_prob(z).sum(-1) for j in range(M)]), 0) - math.log(M)
+        lqw = Laplace(mu_w[m], s_w[m]).log_prob(w).sum(-1)
+        rec = 0.0
+        for d in range(M):
+            if d == m:
+                private = w
+            else:
+                theta = model.aux_logits[d]
+                private = Laplace(torch.zeros(dw), torch.softmax(theta, -1) * dw).rsample((k, BATCH))
+            u = torch.cat([private, z], -1).reshape(-1, dw + dz)
+            loc = model.decoders[d](u).base_dist.loc
+            rec = rec + Laplace(loc, SCALE).log_prob(batch[d].repeat(k, 1, 1, 1)).sum((-3, -2, -1)).reshape(k, BATCH)
+        lws.append(rec + BETA * (lpu - lqz - lqw))
+    bound = torch.stack([torch.logsumexp(lw, 0) - math.log(k) for lw in lws]).mean(0)
+    return -bound.mean()
+
+
 CASES = {
     "unimodal": (dict(), unimodal_loss),
     "mvae": (dict(subsample=True), lambda model, batch: mvae_loss(model, batch, subsample=True)),
@@ -220,6 +257,8 @@ CASES = {
     "mopoe": (dict(), lambda model, batch: mixture_loss(model, batch, subsets_by_size(), True)),
     "mmvae-shi": (dict(objective="iwae", k=4, posterior="laplace", learn_prior=True),
                   lambda model, batch: mmvae_shi_iwae_loss(model, batch, k=4)),
+    "mmvaeplus": (dict(objective="elbo"), lambda model, batch: mmvaeplus_loss(model, batch, k=1)),
+    "mmvaeplus-iwae": (dict(objective="iwae", k=3), lambda model, batch: mmvaeplus_loss(model, batch, k=3)),
     "mvtcae": (dict(), lambda model, batch: mvtcae_loss(model, batch, alpha=5 / 6)),
     "mmjsd": (dict(), mmjsd_loss),
     "mmvm": (dict(alpha=0.25), lambda model, batch: mmvm_loss(model, batch, alpha=0.25)),
