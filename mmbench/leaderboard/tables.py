@@ -22,20 +22,18 @@ _TABLEFMT = {"terminal": "simple", "markdown": "github", "latex": "latex_booktab
 _LATEX_SYMBOLS = {"±": r"$\pm$", "Δ": r"$\Delta$"}
 
 
-HEADLINE = ("coherence/conditional/k=1", PRIMARY_METRIC, "coherence/unconditional", "coherence/cca/image->caption",
-            "coherence/cca/caption->image", "fid", "feature_distance/mean", "quality_gap/fid", "quality_gap/feature_distance",
-            "likelihood/joint")
-"""Headline candidates in column order; a board shows those it has, one quality (FID where
-computed, else feature distance) and one gap (of the same family), with train time and seeds."""
-RUN_COLUMNS = ("train s", "params", "seeds")
+HEADLINE = (("coherence/conditional/k=1",), (PRIMARY_METRIC,), ("coherence/unconditional",),
+            ("coherence/cca/image->caption",), ("coherence/cca/caption->image",),
+            ("fid", "feature_distance/mean"),
+            ("quality_gap/fid", "quality_gap/fid/mean", "quality_gap/feature_distance", "quality_gap/feature_distance/mean"),
+            ("likelihood/joint",))
+"""Headline columns in order, each the first of its alternatives a board has: one quality (FID
+where computed, else feature distance) and one gap to the unimodal VAE (of the same kind)."""
 
 
 def headline(board: Board) -> list[str]:
     """The board's headline metrics: the few columns a reader compares first."""
-    shown = [m for m in HEADLINE if m in board.metrics]
-    for pair in (("fid", "feature_distance/mean"), ("quality_gap/fid", "quality_gap/feature_distance")):
-        if pair[0] in shown and pair[1] in shown:
-            shown.remove(pair[1])
+    shown = [next(m for m in group if m in board.metrics) for group in HEADLINE if any(m in board.metrics for m in group)]
     return shown or board.metrics[:6]
 
 

@@ -147,6 +147,6 @@ def summaries(metrics: dict[str, float]) -> dict[str, float]:
     for family in QUALITY_FAMILIES:
         for name in (family, f"quality_gap/{family}"):
             value = quality_summary(metrics, name)
-            if name not in metrics and value is not None and not (name == family and f"{family}/mean" in metrics):
+            if name not in metrics and f"{name}/mean" not in metrics and value is not None:
                 out[name] = value
     return out
