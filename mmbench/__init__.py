@@ -8,15 +8,8 @@ ELBO pieces). The flow and the folder of each stage: docs/architecture.md.
 __version__ = "0.1.0"
 
 from mmbench import objectives
-from mmbench.api import (
-    MultimodalVAE,
-    create_model,
-    get_dataset,
-    list_datasets,
-    list_models,
-    register_dataset,
-    register_model,
-)
+from mmbench.api.model import MultimodalVAE
+from mmbench.api.registry import create_model, get_dataset, list_datasets, list_models, register_dataset, register_model
 from mmbench.data.base import DatasetSpec, ModalitySpec, MultimodalDataset, MultimodalSplit
 from mmbench.errors import ConfigError, DataError, MMBenchError, PluginError
 from mmbench.nn import build_decoder, build_encoder
