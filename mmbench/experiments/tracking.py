@@ -115,7 +115,6 @@ def mlflow_uri(run_dir: Path) -> str:
 
 
 _CLASSES = {"tensorboard": TensorBoardTracker, "wandb": WandbTracker, "mlflow": MLflowTracker}
-_PACKAGES = {"tensorboard": "tensorboard", "wandb": "wandb", "mlflow": "mlflow"}
 
 
 def check_trackers(names: list[str]) -> None:
@@ -125,8 +124,8 @@ def check_trackers(names: list[str]) -> None:
     for name in names:
         if name not in _CLASSES:
             raise ConfigError(f"unknown tracker {name!r} (known: {', '.join(TRACKERS)})")
-        if importlib.util.find_spec(_PACKAGES[name]) is None:
-            raise ConfigError(f"--log {name} needs the {_PACKAGES[name]} package: pip install {_PACKAGES[name]}")
+        if importlib.util.find_spec(name) is None:  # each tracker's package has the tracker's name
+            raise ConfigError(f"--log {name} needs the {name} package: pip install {name}")
 
 
 def open_trackers(names: list[str], run_dir: Path, name: str, config: dict) -> list[Tracker]:
