@@ -28,6 +28,7 @@ from mmbench.metrics.discrepancy import (
     mopoe_weighting,
     uniform_weighting,
 )
+from mmbench.metrics.passes import EvalPass
 from mmbench.objectives.subsets import all_subsets
 
 
@@ -152,11 +153,11 @@ def test_conditional_entropy_of_an_oracle_is_the_closed_form(tmp_path):
     model = Oracle(ds.spec, 0, levels)
     for weighting in (mmvae_weighting(3), mopoe_weighting(3), uniform_weighting(all_subsets(3)[:4])):
         result = evaluate_discrepancy(model, ds.test, weighting=weighting, private_entropies=ds.info["private_entropies"],
-                                      num_samples=4, elbo_samples=2, batch_size=50, progress=False)
+                                      num_samples=4, elbo_samples=2, walk=EvalPass(batch_size=50, progress=False))
         assert sorted(result) == ["discrepancy/closed_form", "discrepancy/conditional_entropy", "discrepancy/elbo_gap"]
         assert result["discrepancy/conditional_entropy"] == pytest.approx(result["discrepancy/closed_form"], abs=1e-4)
     with pytest.raises(ConfigError, match="declares no mixture"):
-        evaluate_discrepancy(model, ds.test, progress=False)
+        evaluate_discrepancy(model, ds.test, walk=EvalPass(progress=False))
 
 
 def test_metric_accumulates_means():

@@ -8,6 +8,7 @@ from torch.distributions import Independent, MultivariateNormal, Normal
 
 from mmbench import DatasetSpec, ModalitySpec, MultimodalSplit, MultimodalVAE
 from mmbench.metrics.latent_probe import LatentProbe, evaluate_latent_probe
+from mmbench.metrics.passes import EvalPass
 from mmbench.metrics.likelihood import (
     Likelihood,
     conditional_log_likelihood,
@@ -112,9 +113,9 @@ def test_likelihood_metric_keys_and_seeding():
     model = toy()
     split = MultimodalSplit(data(model, 40))
     state = torch.get_rng_state()
-    first = evaluate_likelihood(model, split, num_samples=8, batch_size=16, seed=3, progress=False)
+    first = evaluate_likelihood(model, split, num_samples=8, walk=EvalPass(batch_size=16, seed=3, progress=False))
     assert torch.equal(torch.get_rng_state(), state), "evaluation must not move the caller's RNG"
-    assert first == evaluate_likelihood(model, split, num_samples=8, batch_size=16, seed=3, progress=False)
+    assert first == evaluate_likelihood(model, split, num_samples=8, walk=EvalPass(batch_size=16, seed=3, progress=False))
     assert sorted(first) == ["likelihood/conditional/k=1", "likelihood/conditional/k=2", "likelihood/joint"]
     truth = model.log_marginal(split.modalities, [0, 1, 2]).mean().item()
     assert first["likelihood/joint"] == pytest.approx(truth, abs=1e-3)
@@ -153,7 +154,7 @@ def test_latent_probe_reads_a_separable_latent():
     labels = torch.arange(400) % 4
     split = MultimodalSplit([labels.float().view(-1, 1)] * 3, labels)
     torch.manual_seed(0)
-    scores = evaluate_latent_probe(LabelLatent(), split, split, num_train=200, batch_size=100)
+    scores = evaluate_latent_probe(LabelLatent(), split, split, num_train=200, walk=EvalPass(batch_size=100, progress=False))
     assert sorted(scores) == ["latent_probe/joint", "latent_probe/k=1", "latent_probe/k=2"]
     assert scores["latent_probe/joint"] == 1.0
     assert scores["latent_probe/k=1"] == pytest.approx((1.0 + 2 * 0.25) / 3, abs=0.05)

@@ -19,6 +19,7 @@ import warnings
 from pathlib import Path
 
 import pytest
+from distribution_factory import write_distribution
 
 EXAMPLE = Path(__file__).resolve().parent.parent / "examples" / "mmbench-example-plugin"
 TINY = [
@@ -54,26 +55,18 @@ def install_by_hand(source: Path, target: Path) -> None:
     cfg.read(source / "setup.cfg")
     name, version = cfg["metadata"]["name"], cfg["metadata"]["version"]
     shutil.copytree(source / "mmbench_example_plugin", target / "mmbench_example_plugin")
-    info = target / f"{name.replace('-', '_')}-{version}.dist-info"
-    info.mkdir(parents=True)
-    (info / "METADATA").write_text(f"Metadata-Version: 2.1\nName: {name}\nVersion: {version}\n")
-    groups = configparser.ConfigParser()
-    for group, body in cfg["options.entry_points"].items():
-        groups[group] = dict(map(str.strip, line.split("=", 1)) for line in body.strip().splitlines())
-    with open(info / "entry_points.txt", "w") as handle:
-        groups.write(handle)
+    write_distribution(target, name, {
+        group: dict(map(str.strip, line.split("=", 1)) for line in body.strip().splitlines())
+        for group, body in cfg["options.entry_points"].items()
+    }, version)
 
 
 def add_broken_distributions(target: Path) -> None:
-    info = target / "brokenplugins-0.1.dist-info"
-    info.mkdir()
-    (info / "METADATA").write_text("Metadata-Version: 2.1\nName: brokenplugins\nVersion: 0.1\n")
-    (info / "entry_points.txt").write_text(textwrap.dedent("""
-        [mmbench.models]
-        needs_missing_dep = mmbench_test_missing_dependency:factory
-        not_a_factory = mmbench_test_bad_plugin:NOT_CALLABLE
-        not_a_vae = mmbench_test_bad_plugin:not_a_vae
-    """))
+    write_distribution(target, "brokenplugins", {"mmbench.models": {
+        "needs_missing_dep": "mmbench_test_missing_dependency:factory",
+        "not_a_factory": "mmbench_test_bad_plugin:NOT_CALLABLE",
+        "not_a_vae": "mmbench_test_bad_plugin:not_a_vae",
+    }})
     (target / "mmbench_test_bad_plugin.py").write_text(textwrap.dedent("""
         import torch
 

@@ -1,7 +1,7 @@
 import sys
-import textwrap
 
 import pytest
+from distribution_factory import write_distribution
 
 from mmbench.errors import MMBenchError, PluginError
 from mmbench.api.registry import MODELS, Registry
@@ -31,14 +31,8 @@ def test_decorator_registers_by_function_name_and_rejects_clashes():
 @pytest.fixture
 def fake_distribution(tmp_path, monkeypatch):
     """An installed distribution on sys.path with one working and one broken entry point."""
-    info = tmp_path / "fakeplugin-0.1.dist-info"
-    info.mkdir()
-    (info / "METADATA").write_text("Metadata-Version: 2.1\nName: fakeplugin\nVersion: 0.1\n")
-    (info / "entry_points.txt").write_text(textwrap.dedent("""
-        [mmbench.models]
-        good = fake_good_plugin:factory
-        broken = fake_missing_dependency:factory
-    """))
+    write_distribution(tmp_path, "fakeplugin", {"mmbench.models": {
+        "good": "fake_good_plugin:factory", "broken": "fake_missing_dependency:factory"}})
     (tmp_path / "fake_good_plugin.py").write_text("def factory(spec):\n    return spec\n")
     monkeypatch.syspath_prepend(str(tmp_path))
     yield

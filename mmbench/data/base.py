@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import hashlib
 from dataclasses import dataclass, field
+from pathlib import Path
 
 import torch
 
@@ -83,6 +84,13 @@ class MultimodalDataset:
     def __post_init__(self):
         if not self.checksum:
             self.checksum = content_checksum(self.train, self.test)
+
+
+def provenance(source: str, recipe_version: int, train: MultimodalSplit, test: MultimodalSplit, cache: Path, **details) -> dict:
+    """A built dataset's `info`: what every builder records (source, recipe version, split sizes,
+    modality count, cache file) around the builder's own `details`."""
+    return {"source": source, "recipe_version": recipe_version, "n_train": len(train), "n_test": len(test),
+            "num_modalities": len(train.modalities), **details, "cache": str(cache)}
 
 
 def content_checksum(*splits: MultimodalSplit) -> str:

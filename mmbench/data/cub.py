@@ -28,7 +28,9 @@ import numpy as np
 import torch
 from PIL import Image
 
-from mmbench.data.base import EOS, EXC, PAD, SPECIAL_TOKENS, DatasetSpec, ModalitySpec, MultimodalDataset, MultimodalSplit
+from mmbench.data.base import (
+    EOS, EXC, PAD, SPECIAL_TOKENS, DatasetSpec, ModalitySpec, MultimodalDataset, MultimodalSplit, provenance,
+)
 from mmbench.data.cache import Meta, Tensors, load_or_build, resolve_data_root, tensors_checksum
 from mmbench.data.download import RELEASES
 from mmbench.data.sources import seeded_stream
@@ -234,17 +236,8 @@ def cub(data_root: str | Path | None, *, tier: str = "quick", seed: int = 0, max
             ModalitySpec("caption", "text", (MAX_TOKENS,), vocab_size=len(vocab)),
         ),
     )
-    info = {
-        "source": "official-release",
-        "path": str(folder),
-        "tier": tier,
-        "seed": seed,
-        "recipe_version": RECIPE_VERSION,
-        "captions_per_image": CAPTIONS_PER_IMAGE,
-        **details,
-        "vocab": vocab,
-        "cache": str(path),
-    }
+    info = provenance("official-release", RECIPE_VERSION, splits["train"], splits["test"], path, path=str(folder), tier=tier,
+                      seed=seed, captions_per_image=CAPTIONS_PER_IMAGE, **details, vocab=vocab)
     # The selected tensors before the 10x image repeat determine the splits, so their checksum
     # identifies the dataset without hashing every image ten times.
     return MultimodalDataset(spec, splits["train"], splits["test"], info, tensors_checksum(selected))

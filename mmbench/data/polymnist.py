@@ -23,13 +23,7 @@ import numpy as np
 import torch
 from PIL import Image
 
-from mmbench.data.base import (
-    DatasetSpec,
-    ModalitySpec,
-    MultimodalDataset,
-    MultimodalSplit,
-    content_checksum,
-)
+from mmbench.data.base import DatasetSpec, ModalitySpec, MultimodalDataset, MultimodalSplit, content_checksum, provenance
 from mmbench.data.cache import Meta, Tensors, load_or_build, resolve_data_root
 from mmbench.data.sources import (
     BACKGROUNDS,
@@ -376,17 +370,8 @@ def _dataset(
         lambda t: content_checksum(*_to_splits(t, num_modalities)),
     )
     train, test = _to_splits(tensors, num_modalities)
-    info = {
-        "source": meta.get("source"),
-        "tier": tier,
-        "seed": seed,
-        "recipe_version": RECIPE_VERSION,
-        "n_train": sizes[0],
-        "n_test": sizes[1],
-        "num_modalities": num_modalities,
-        "backgrounds": background_digests(num_modalities),
-        "cache": str(path),
-    }
+    info = provenance(meta.get("source"), RECIPE_VERSION, train, test, path, tier=tier, seed=seed,
+                      backgrounds=background_digests(num_modalities))
     return MultimodalDataset(spec, train, test, info, checksum)
 
 
@@ -412,16 +397,7 @@ def _official_dataset(
             raise ConfigError(f"{split_name}={n} but the release in {release} has {len(split)}")
     train = train if n_train is None else train.subset(slice(0, n_train))
     test = test if n_test is None else test.subset(slice(0, n_test))
-    info = {
-        "source": "official-release",
-        "path": str(release),
-        "recipe_version": RECIPE_VERSION,
-        "n_train": len(train),
-        "n_test": len(test),
-        "num_modalities": num_modalities,
-        "cache": str(path),
-    }
-    return MultimodalDataset(spec, train, test, info)
+    return MultimodalDataset(spec, train, test, provenance("official-release", RECIPE_VERSION, train, test, path, path=str(release)))
 
 
 def _factory(name: str, translated: bool, doc: str):

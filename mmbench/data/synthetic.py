@@ -30,13 +30,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from mmbench.data.base import (
-    DatasetSpec,
-    ModalitySpec,
-    MultimodalDataset,
-    MultimodalSplit,
-    content_checksum,
-)
+from mmbench.data.base import DatasetSpec, ModalitySpec, MultimodalDataset, MultimodalSplit, content_checksum, provenance
 from mmbench.data.cache import Meta, Tensors, load_or_build, resolve_data_root
 from mmbench.data.sources import seeded_stream
 from mmbench.errors import ConfigError, DataError
@@ -178,19 +172,14 @@ def synthetic(
         lambda t: content_checksum(*_to_splits(t, num_modalities)),
     )
     train, test = _to_splits(tensors, num_modalities)
-    info = {
-        "source": "generated",
-        "tier": tier,
-        "seed": seed,
-        "recipe_version": RECIPE_VERSION,
-        "n_train": sizes[0],
-        "n_test": sizes[1],
-        "num_modalities": num_modalities,
-        "num_classes": num_classes,
-        "private_levels": list(levels),
-        "private_entropies": private_entropies(levels),
-        "support": support,
-        "exactly_uniform": [n % support == 0 for n in sizes],
-        "cache": str(path),
-    }
+    info = provenance(
+        "generated", RECIPE_VERSION, train, test, path,
+        tier=tier,
+        seed=seed,
+        num_classes=num_classes,
+        private_levels=list(levels),
+        private_entropies=private_entropies(levels),
+        support=support,
+        exactly_uniform=[n % support == 0 for n in sizes],
+    )
     return MultimodalDataset(spec, train, test, info, checksum)

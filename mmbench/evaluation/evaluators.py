@@ -23,6 +23,7 @@ from mmbench.metrics.cca_coherence import CCACoherence
 from mmbench.metrics.discrepancy import Discrepancy, evaluate_discrepancy, mixture_weighting
 from mmbench.metrics.latent_probe import LatentProbe, evaluate_latent_probe
 from mmbench.metrics.likelihood import Likelihood, evaluate_likelihood
+from mmbench.metrics.passes import EvalPass
 from mmbench.metrics.coherence import ConditionalCoherence, UnconditionalCoherence
 from mmbench.metrics.feature_distance import ClassifierFeatureDistance
 from mmbench.metrics.fid import FID, InceptionFeatures, dataset_statistics
@@ -247,8 +248,8 @@ def cca_coherence(ctx: EvalContext) -> dict[str, float]:
     )
 
 
-def _likelihood_options(ctx: EvalContext) -> dict:
-    return dict(num_samples=ctx.options["iwae_k"], batch_size=ctx.options["batch_size"], seed=ctx.seed, device=ctx.device)
+def _walk(ctx: EvalContext) -> EvalPass:
+    return EvalPass(batch_size=ctx.options["batch_size"], seed=ctx.seed, device=ctx.device, progress=ctx.progress)
 
 
 def _likelihood_test(ctx: EvalContext) -> MultimodalSplit:
@@ -259,18 +260,17 @@ def _likelihood_test(ctx: EvalContext) -> MultimodalSplit:
 @evaluator("likelihood", (Likelihood,))
 def likelihood(ctx: EvalContext) -> dict[str, float]:
     """IWAE estimates of log p(x) and of log p(x_notS | x_S) per subset size, K = eval.iwae_k."""
-    return evaluate_likelihood(ctx.model, _likelihood_test(ctx), progress=ctx.progress, **_likelihood_options(ctx))
+    return evaluate_likelihood(ctx.model, _likelihood_test(ctx), num_samples=ctx.options["iwae_k"], walk=_walk(ctx))
 
 
 @evaluator("latent_probe", (LatentProbe,), has_labels)
 def latent_probe(ctx: EvalContext) -> dict[str, float]:
     """Linear probe accuracy of the label on posterior means of every subset."""
-    return evaluate_latent_probe(ctx.model, ctx.train, ctx.test, num_train=ctx.options["probe_train_samples"],
-                                 batch_size=ctx.options["batch_size"], seed=ctx.seed, device=ctx.device)
+    return evaluate_latent_probe(ctx.model, ctx.train, ctx.test, num_train=ctx.options["probe_train_samples"], walk=_walk(ctx))
 
 
 @evaluator("discrepancy", (Discrepancy,), lambda ctx: mixture_weighting(ctx.model) is not None)
 def discrepancy(ctx: EvalContext) -> dict[str, float]:
     """Estimates of the generative discrepancy Δ (and its closed form where the dataset knows it)."""
     return evaluate_discrepancy(ctx.model, _likelihood_test(ctx), private_entropies=ctx.dataset.info.get("private_entropies"),
-                                progress=ctx.progress, **_likelihood_options(ctx))
+                                num_samples=ctx.options["iwae_k"], walk=_walk(ctx))

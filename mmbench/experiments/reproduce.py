@@ -150,63 +150,68 @@ def _at_chance(records: dict[str, dict | None], runs: list[tuple[str, str, tuple
     return [run_name(*run) for run in runs if value(records, COHERENCE, *run) <= CHANCE + LEARNED_MARGIN]
 
 
-def _verdict(ok: bool | None, at_chance: list[str]) -> str:
-    if ok is None:
+def _verdict(checks: list[bool | None], at_chance: list[str]) -> str:
+    if not checks or None in checks:
         return "inconclusive (runs missing)"
     if at_chance:
         return (f"inconclusive ({len(at_chance)} of the runs it compares are at chance coherence, "
                 f"<= {CHANCE + LEARNED_MARGIN:g}: not trained far enough to encode the digit)")
-    return "supported" if ok else "not supported"
+    return "supported" if all(checks) else "not supported"
 
 
-def claims(records: dict[str, dict | None]) -> list[tuple[str, str, list[str]]]:
-    """(claim, verdict, evidence lines) for each of the five claims, from records keyed by run dir name."""
-    out = []
+def _rising(xs: list[float], ys: list[float]) -> tuple[bool | None, float]:
+    """(does ys rise with xs, Spearman's rho); None when a value is missing."""
+    rho = _spearman(xs, ys)
+    return (None if math.isnan(rho) else rho > 0), rho
+
+
+Evidence = tuple[list[bool | None], list[str], list[tuple[str, str, tuple[str, ...]]]]
+"""A claim's checks (None: a run is missing), evidence lines, and the runs (model, dataset, sets)
+whose chance-level coherence would make it inconclusive."""
+
+
+def _quality_gap(records: dict[str, dict | None]) -> Evidence:
     uni = value(records, QUALITY, "unimodal")
-    lines, ok = [f"unimodal: {QUALITY} = {uni:.4f}"], None
-    gaps = {}
+    lines, gaps = [f"unimodal: {QUALITY} = {uni:.4f}"], {}
     for model, sets in GAP_MODELS:
         quality = value(records, QUALITY, model, sets=sets)
         gaps[(model, sets)] = quality - uni
         lines.append(f"{gap_label(model, sets)}: {QUALITY} = {quality:.4f}, gap {quality - uni:+.4f}")
-    sub = [gaps[(model, ())] for model in SUBSAMPLING]
-    if not any(math.isnan(g) for g in sub):
-        ok = all(g > 0 for g in sub)
-    chance = _at_chance(records, [(model, "polymnist", sets) for model, sets in GAP_MODELS])
-    out.append(("1. MMVAE and MoPoE generate worse samples than the unimodal VAE", _verdict(ok, chance), lines))
+    checks = [None if math.isnan(gaps[(model, ())]) else gaps[(model, ())] > 0 for model in SUBSAMPLING]
+    return checks, lines, [(model, "polymnist", sets) for model, sets in GAP_MODELS]
 
-    lines, checks = [], []
-    for model in SUBSAMPLING:
-        series = [value(records, QUALITY, model, sets=modality_sets(m)) - value(records, QUALITY, "unimodal", sets=modality_sets(m))
-                  for m in MODALITIES]
-        rho = _spearman(list(MODALITIES), series)
-        checks.append(None if math.isnan(rho) else rho > 0)
-        lines.append(f"{model}: gap for M=2..5 = {', '.join(f'{g:+.4f}' for g in series)} (Spearman {rho:+.2f})")
-    ok = None if None in checks else all(checks)
-    chance = _at_chance(records, [(model, "polymnist", modality_sets(m)) for model in SUBSAMPLING for m in MODALITIES])
-    out.append(("2. The quality gap grows with the number of modalities", _verdict(ok, chance), lines))
 
-    lines, checks = [], []
+def _gap_grows(records: dict[str, dict | None]) -> Evidence:
+    gap = lambda model, m: value(records, QUALITY, model, sets=modality_sets(m)) - value(records, QUALITY, "unimodal", sets=modality_sets(m))
+    series = {model: [gap(model, m) for m in MODALITIES] for model in SUBSAMPLING}
+    trends = {model: _rising(list(MODALITIES), gaps) for model, gaps in series.items()}
+    lines = [f"{model}: gap for M=2..5 = {', '.join(f'{g:+.4f}' for g in series[model])} (Spearman {trends[model][1]:+.2f})"
+             for model in SUBSAMPLING]
+    return [check for check, _ in trends.values()], lines, [(model, "polymnist", modality_sets(m)) for model in SUBSAMPLING for m in MODALITIES]
+
+
+def _tradeoff(records: dict[str, dict | None]) -> Evidence:
+    checks, lines = [], []
     for model in SUBSAMPLING:
         quality = [value(records, QUALITY, model, sets=beta_sets(beta)) for beta in BETAS]
         coherence = [value(records, COHERENCE, model, sets=beta_sets(beta)) for beta in BETAS]
-        rho = _spearman(coherence, quality)
-        checks.append(None if math.isnan(rho) else rho > 0)
+        check, rho = _rising(coherence, quality)
+        checks.append(check)
         lines.append(f"{model}: beta {list(BETAS)} -> coherence {[round(c, 3) for c in coherence]}, {QUALITY} {[round(q, 3) for q in quality]} (Spearman {rho:+.2f})")
-    ok = None if None in checks else all(checks)
-    chance = _at_chance(records, [(model, "polymnist", beta_sets(beta)) for model in SUBSAMPLING for beta in BETAS])
-    out.append(("3. Higher coherence comes with worse quality over a beta sweep (trade-off)", _verdict(ok, chance), lines))
+    return checks, lines, [(model, "polymnist", beta_sets(beta)) for model in SUBSAMPLING for beta in BETAS]
 
-    lines, checks = [], []
+
+def _translated(records: dict[str, dict | None]) -> Evidence:
+    checks, lines = [], []
     for model in TRANSLATED_MODELS:
         poly, trans = value(records, COHERENCE, model), value(records, COHERENCE, model, "translated_polymnist")
         checks.append(None if math.isnan(poly) or math.isnan(trans) else trans < poly)
         lines.append(f"{model}: {COHERENCE} PolyMNIST {poly:.3f}, Translated-PolyMNIST {trans:.3f}")
-    ok = None if None in checks else all(checks)
-    chance = _at_chance(records, [(model, "polymnist", ()) for model in TRANSLATED_MODELS])
-    out.append(("4. Coherence drops on Translated-PolyMNIST", _verdict(ok, chance), lines))
+    return checks, lines, [(model, "polymnist", ()) for model in TRANSLATED_MODELS]
 
-    lines, checks = [], []
+
+def _synthetic(records: dict[str, dict | None]) -> Evidence:
+    checks, lines = [], []
     for model in SUBSAMPLING:
         estimates = [value(records, DELTA, model, "synthetic", synthetic_sets(m)) for m in SYNTHETIC_MODALITIES]
         closed = [value(records, DELTA_CLOSED, model, "synthetic", synthetic_sets(m)) for m in SYNTHETIC_MODALITIES]
@@ -220,9 +225,25 @@ def claims(records: dict[str, dict | None]) -> list[tuple[str, str, list[str]]]:
     smallest = min(value(records, DELTA_CLOSED, model, "synthetic", synthetic_sets(3)) for model in SUBSAMPLING)
     checks.append(None if math.isnan(joint) or math.isnan(smallest) else joint <= SYNTHETIC_JOINT_MAX * smallest)
     lines.append(f"mvae (joint only), M=3: estimate {joint:.3f} (accepted below {SYNTHETIC_JOINT_MAX:g} x {smallest:.3f})")
-    ok = None if None in checks else all(checks)
-    out.append(("5. On the synthetic set the estimated Δ matches its closed form, is ≈ 0 for the joint-only MVAE "
-                "and grows with M", _verdict(ok, []), lines))
+    return checks, lines, []  # the synthetic set has no coherence to be at chance on
+
+
+CLAIMS: tuple[tuple[str, Callable[[dict[str, dict | None]], Evidence]], ...] = (
+    ("1. MMVAE and MoPoE generate worse samples than the unimodal VAE", _quality_gap),
+    ("2. The quality gap grows with the number of modalities", _gap_grows),
+    ("3. Higher coherence comes with worse quality over a beta sweep (trade-off)", _tradeoff),
+    ("4. Coherence drops on Translated-PolyMNIST", _translated),
+    ("5. On the synthetic set the estimated Δ matches its closed form, is ≈ 0 for the joint-only MVAE and grows with M",
+     _synthetic),
+)
+
+
+def claims(records: dict[str, dict | None]) -> list[tuple[str, str, list[str]]]:
+    """(claim, verdict, evidence lines) for each of the five claims, from records keyed by run dir name."""
+    out = []
+    for title, evidence in CLAIMS:
+        checks, lines, compared = evidence(records)
+        out.append((title, _verdict(checks, _at_chance(records, compared)), lines))
     return out
 
 

@@ -39,12 +39,12 @@ from typing import Sequence
 
 import torch
 from torch.distributions import Distribution, kl_divergence
-from tqdm import tqdm
 
 from mmbench.api.model import MultimodalVAE
 from mmbench.data.base import MultimodalSplit
 from mmbench.errors import ConfigError
 from mmbench.metrics.base import Metric
+from mmbench.metrics.passes import EvalPass
 from mmbench.metrics.likelihood import (
     Batch,
     conditional_log_likelihood,
@@ -198,24 +198,17 @@ def evaluate_discrepancy(
     private_entropies: Sequence[float] | None = None,
     num_samples: int = 1000,
     elbo_samples: int = 16,
-    batch_size: int = 250,
     chunk_size: int = 50,
-    seed: int = 0,
-    device: torch.device = torch.device("cpu"),
-    progress: bool = True,
+    walk: EvalPass = EvalPass(),
 ) -> dict[str, float]:
     """Both estimators over `test` under the model's declared mixture (or `weighting`), and the
     closed form when `private_entropies` (e.g. a synthetic dataset's info) are given."""
     weighting = weighting or mixture_weighting(model)
     if weighting is None:
         raise ConfigError(f"{type(model).__name__} declares no mixture_subsets, so its discrepancy is undefined")
-    closed = None if private_entropies is None else closed_form_delta(private_entropies, *weighting)
-    metric = Discrepancy(closed)
+    metric = Discrepancy(None if private_entropies is None else closed_form_delta(private_entropies, *weighting))
     model.eval()
-    with torch.random.fork_rng(devices=[device] if device.type == "cuda" else []):
-        torch.manual_seed(seed)
-        for start in tqdm(range(0, len(test), batch_size), desc="discrepancy", disable=not progress, leave=False):
-            xs = [x.to(device) for x in test.batch(slice(start, start + batch_size))]
-            gap = elbo_gap(model, xs, weighting, num_samples=num_samples, elbo_samples=elbo_samples, chunk_size=chunk_size)
-            metric.update(gap, conditional_entropy(model, xs, weighting, num_samples=num_samples, chunk_size=chunk_size))
+    for _, xs in walk.batches(test, "discrepancy"):
+        gap = elbo_gap(model, xs, weighting, num_samples=num_samples, elbo_samples=elbo_samples, chunk_size=chunk_size)
+        metric.update(gap, conditional_entropy(model, xs, weighting, num_samples=num_samples, chunk_size=chunk_size))
     return metric.compute()

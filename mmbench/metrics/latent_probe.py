@@ -17,6 +17,7 @@ from mmbench.api.model import MultimodalVAE
 from mmbench.data.base import MultimodalSplit
 from mmbench.errors import DataError
 from mmbench.metrics.base import Metric
+from mmbench.metrics.passes import EvalPass
 from mmbench.metrics.likelihood import restrict
 from mmbench.objectives.subsets import all_subsets
 
@@ -92,26 +93,17 @@ def posterior_means(model: MultimodalVAE, xs: list[torch.Tensor], subsets: torch
 
 @torch.no_grad()
 def evaluate_latent_probe(
-    model: MultimodalVAE,
-    train: MultimodalSplit,
-    test: MultimodalSplit,
-    *,
-    num_train: int = 1000,
-    max_iter: int = 200,
-    batch_size: int = 250,
-    seed: int = 0,
-    device: torch.device = torch.device("cpu"),
+    model: MultimodalVAE, train: MultimodalSplit, test: MultimodalSplit, *, num_train: int = 1000, max_iter: int = 200,
+    walk: EvalPass = EvalPass(),
 ) -> dict[str, float]:
-    """Probe accuracies for every non-empty subset, fitted on `num_train` seeded training tuples."""
+    """Probe accuracies for every non-empty subset, fitted on `num_train` training tuples chosen by `walk.seed`."""
     if train.labels is None or test.labels is None:
         raise DataError("the latent probe needs labelled train and test splits")
     model.eval()
     subsets = all_subsets(model.num_modalities)
-    metric = LatentProbe(subsets, max_iter=max_iter, seed=seed)
-    chosen = torch.randperm(len(train), generator=torch.Generator().manual_seed(seed))[:num_train]
-    for split, index, is_train in ((train, chosen, True), (test, torch.arange(len(test)), False)):
-        for start in range(0, len(index), batch_size):
-            rows = index[start:start + batch_size]
-            xs = [x.to(device) for x in split.batch(rows)]
-            metric.update(posterior_means(model, xs, subsets), split.labels[rows], train=is_train)
+    metric = LatentProbe(subsets, max_iter=max_iter, seed=walk.seed)
+    chosen = torch.randperm(len(train), generator=torch.Generator().manual_seed(walk.seed))[:num_train]
+    for split, rows, is_train in ((train, chosen, True), (test, None, False)):
+        for index, xs in walk.batches(split, "latent probe", rows):
+            metric.update(posterior_means(model, xs, subsets), split.labels[index], train=is_train)
     return metric.compute()

@@ -25,11 +25,11 @@ from typing import Callable, Sequence
 
 import torch
 from torch.distributions import Distribution
-from tqdm import tqdm
 
 from mmbench.api.model import MultimodalVAE
 from mmbench.data.base import MultimodalSplit
 from mmbench.metrics.base import Metric
+from mmbench.metrics.passes import EvalPass
 from mmbench.objectives.subsets import all_subsets, joint_subset
 
 Batch = Sequence[torch.Tensor | None]
@@ -140,27 +140,14 @@ class Likelihood(Metric):
 
 @torch.no_grad()
 def evaluate_likelihood(
-    model: MultimodalVAE,
-    test: MultimodalSplit,
-    *,
-    num_samples: int = 100,
-    batch_size: int = 250,
-    chunk_size: int = 50,
-    seed: int = 0,
-    device: torch.device = torch.device("cpu"),
-    progress: bool = True,
+    model: MultimodalVAE, test: MultimodalSplit, *, num_samples: int = 100, chunk_size: int = 50, walk: EvalPass = EvalPass()
 ) -> dict[str, float]:
-    """Joint and conditional log-likelihoods of `test` under `model`, K = num_samples each,
-    seeded without disturbing the caller's random state."""
+    """Joint and conditional log-likelihoods of `test` under `model`, K = num_samples each."""
     model.eval()
     subsets = all_subsets(model.num_modalities)
     subsets = subsets[subsets.sum(1) < model.num_modalities]
     metric = Likelihood(subsets)
-    with torch.random.fork_rng(devices=[device] if device.type == "cuda" else []):
-        torch.manual_seed(seed)
-        for start in tqdm(range(0, len(test), batch_size), desc="likelihood", disable=not progress, leave=False):
-            xs = [x.to(device) for x in test.batch(slice(start, start + batch_size))]
-            joint = iwae_log_likelihood(model, xs, num_samples=num_samples, chunk_size=chunk_size)
-            conditional = conditional_log_likelihood(model, xs, subsets, num_samples=num_samples, chunk_size=chunk_size)
-            metric.update(joint, conditional)
+    for _, xs in walk.batches(test, "likelihood"):
+        joint = iwae_log_likelihood(model, xs, num_samples=num_samples, chunk_size=chunk_size)
+        metric.update(joint, conditional_log_likelihood(model, xs, subsets, num_samples=num_samples, chunk_size=chunk_size))
     return metric.compute()
