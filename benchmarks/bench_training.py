@@ -319,9 +319,13 @@ def loop_mopoe_objective(model: MoPoE, xs: list[torch.Tensor]) -> torch.Tensor:
     mus, logvars, kls = [], [], []
     for size in range(1, len(xs) + 1):  # the order of mmbench.objectives.subsets.all_subsets
         for subset in itertools.combinations(range(len(xs)), size):
-            precision = 1.0 / torch.exp(torch.stack([experts[m][1] for m in subset]))
+            mu_s, logvar_s = [experts[m][0] for m in subset], [experts[m][1] for m in subset]
+            if size == len(xs):  # the full set's product includes the N(0, I) prior expert
+                mu_s.append(torch.zeros_like(mu_s[0]))
+                logvar_s.append(torch.zeros_like(logvar_s[0]))
+            precision = 1.0 / torch.exp(torch.stack(logvar_s))
             total = precision.sum(0)
-            mu = (precision * torch.stack([experts[m][0] for m in subset])).sum(0) / total
+            mu = (precision * torch.stack(mu_s)).sum(0) / total
             logvar = -torch.log(total)
             mus.append(mu)
             logvars.append(logvar)
