@@ -23,12 +23,15 @@ from mmbench.experiments.runner import CONFIG_FILE, plan as plan_config
 from mmbench.experiments.sweep import SlurmSettings
 from record_factory import make_record
 
-FIGURES = ("quality-gap", "gap-by-modalities", "tradeoff", "translated-coherence", "synthetic-discrepancy")
+FIGURES = ("quality-gap", "gap-by-modalities", "tradeoff", "translated-coherence", "synthetic-discrepancy",
+           "gap-without-subsampling")
 TRANSLATED = [run_name(model, "translated_polymnist") for model in ("mvae", "mmvae", "mopoe")]
 
 
 def paper_quality(model, m, beta, ds, o):
-    return 1.0 if model == "unimodal" else 1.0 + 0.1 * m + (0.5 if model != "mvae" else 0) + 1 / beta
+    if model == "unimodal":
+        return 1.0
+    return 1.0 + 0.05 * m + 1 / beta if model == "mmvm" else 1.0 + 0.1 * m + (0.5 if model != "mvae" else 0) + 1 / beta
 
 
 def paper_coherence(model, m, beta, ds):
@@ -64,7 +67,7 @@ def _bytes(folder: Path) -> dict[str, bytes]:
 def test_plan_has_each_run_once_and_quick_overrides():
     planned = plan("quick", Path("/tmp/x"))
     names = [Path(p.request.out).name for p in planned]
-    assert len(names) == len(set(names)) == 28
+    assert len(names) == len(set(names)) == 32
     assert all("train.epochs=3" in p.request.overrides for p in planned if p.request.dataset != "synthetic")
     synthetic = [p for p in planned if p.request.dataset == "synthetic"]
     assert len(synthetic) == 7 and all('eval.metrics=["discrepancy"]' in p.request.overrides for p in synthetic)
@@ -73,7 +76,7 @@ def test_plan_has_each_run_once_and_quick_overrides():
 def test_claims_supported_when_numbers_follow_the_paper():
     planned = plan("quick", Path("/tmp/x"))
     verdicts = [v for _, v, _ in claims(_records(planned))]
-    assert verdicts == ["supported"] * 5
+    assert verdicts == ["supported"] * 6
 
 
 def test_claims_not_supported_or_inconclusive():
@@ -81,9 +84,11 @@ def test_claims_not_supported_or_inconclusive():
     flat = lambda *a: 1.0
     records = _records(planned, flat, lambda model, m, beta, ds: 0.5)
     verdicts = [v for _, v, _ in claims(records)]
-    assert verdicts[0] == "not supported" and verdicts[3] == "not supported"
+    assert verdicts[0] == "not supported" and verdicts[3] == "not supported" and verdicts[5] == "not supported"
+    mmvm_worst = lambda model, *a: paper_quality(model, *a) + (2.0 if model == "mmvm" and a[0] == 3 else 0.0)
+    assert [v for _, v, _ in claims(_records(planned, mmvm_worst))] == ["supported"] * 5 + ["not supported"]
     records.pop(Path(planned[0].request.out).name)  # the unimodal run failed
-    text = report(records, {"unimodal-polymnist": "boom"}, "quick", ["(figure)"] * 5)
+    text = report(records, {"unimodal-polymnist": "boom"}, "quick", ["(figure)"] * 6)
     assert "inconclusive" in text and "boom" in text
 
 
@@ -192,11 +197,11 @@ def test_cli_pool_executor_runs_only_unfinished_runs_and_resumes(tmp_path, monke
 
     first = CliRunner().invoke(cli, args)
     assert first.exit_code == 1, first.output
-    assert len(finished) == 5 and pools == [3] and f"running {28 - 5} run(s) in 3 worker process(es)" in first.output
+    assert len(finished) == 5 and pools == [3] and f"running {32 - 5} run(s) in 3 worker process(es)" in first.output
     assert sorted(ran) == sorted((name, name == started) for name in planned if name not in finished)
     assert f"failed {TRANSLATED[2]}: boom" in first.output
     text = (results / "REPORT.md").read_text()
-    assert text.count("**supported**") == 4 and f"- {TRANSLATED[2]}: boom" in text
+    assert text.count("**supported**") == 5 and f"- {TRANSLATED[2]}: boom" in text
     assert sorted(p.stem for p in (results / FOLDER).iterdir()) == sorted((FIGURES[:3] + FIGURES[4:]) * 2)
 
     ran.clear()
@@ -204,7 +209,7 @@ def test_cli_pool_executor_runs_only_unfinished_runs_and_resumes(tmp_path, monke
     again = CliRunner().invoke(cli, args)
     assert again.exit_code == 0, again.output
     assert ran == [(TRANSLATED[2], False)] and pools == [3, 1]
-    assert (results / "REPORT.md").read_text().count("**supported**") == 5
+    assert (results / "REPORT.md").read_text().count("**supported**") == 6
     figures = _bytes(results / FOLDER)
     assert sorted(figures) == sorted(f"{name}.{suffix}" for name in FIGURES for suffix in ("png", "svg"))
 

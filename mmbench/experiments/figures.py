@@ -23,6 +23,7 @@ from mmbench.experiments.reproduce import (
     SUBSAMPLING,
     SYNTHETIC_MODALITIES,
     TRANSLATED_MODELS,
+    WITHOUT_SUBSAMPLING,
     beta_sets,
     gap_label,
     modality_sets,
@@ -59,7 +60,8 @@ class _Values:
 def draw(records: dict[str, dict | None]) -> list[Plot | str]:
     """One figure per claim, in claim order; a note instead of each figure whose runs are not all there."""
     with matplotlib.rc_context(STYLE):
-        return [make(_Values(records)) for make in (_quality_gap, _gap_by_modalities, _tradeoff, _translated, _synthetic)]
+        return [make(_Values(records)) for make in (_quality_gap, _gap_by_modalities, _tradeoff, _translated, _synthetic,
+                                                     _without_subsampling)]
 
 
 def write(drawn: list[Plot | str], results: Path) -> list[str]:
@@ -88,11 +90,12 @@ def _quality_gap(get: _Values) -> Plot | str:
     return save_plot(fig, ax, "quality-gap", "Claim 1: generative quality gap to the unimodal VAE")
 
 
-def _gap_by_modalities(get: _Values) -> Plot | str:
+def _gap_by_modalities(get: _Values, models: tuple[str, ...] = SUBSAMPLING, name: str = "gap-by-modalities",
+                       title: str = "Claim 2: quality gap by number of modalities") -> Plot | str:
     series = {model: [get(QUALITY, model, sets=modality_sets(m)) - get(QUALITY, "unimodal", sets=modality_sets(m)) for m in MODALITIES]
-              for model in SUBSAMPLING}
+              for model in models}
     if get.missing:
-        return get.note("gap-by-modalities")
+        return get.note(name)
     fig, ax = new_figure()
     for i, (model, gaps) in enumerate(series.items()):
         ax.plot(MODALITIES, gaps, marker=MARKERS[i], color=f"C{i}", label=model)
@@ -100,7 +103,12 @@ def _gap_by_modalities(get: _Values) -> Plot | str:
     ax.set_xticks(MODALITIES)
     ax.set_xlabel("number of modalities M")
     ax.set_ylabel(_GAP)
-    return save_plot(fig, ax, "gap-by-modalities", "Claim 2: quality gap by number of modalities")
+    return save_plot(fig, ax, name, title)
+
+
+def _without_subsampling(get: _Values) -> Plot | str:
+    return _gap_by_modalities(get, (*SUBSAMPLING, *WITHOUT_SUBSAMPLING), "gap-without-subsampling",
+                              "Claim 6: quality gap by M, with and without sub-sampling")
 
 
 def _tradeoff(get: _Values) -> Plot | str:
