@@ -1,6 +1,6 @@
 """`mmbench reproduce limitations`: the experiments of Daunhawer et al. (ICLR 2022), claim by claim.
 
-Four claims are checked, each from result records of runs this module plans:
+Six claims are checked, each from result records of runs this module plans:
 1. models that sub-sample modalities (MMVAE, MoPoE) generate worse samples than unimodal VAEs;
 2. that quality gap grows with the number of modalities;
 3. over a beta sweep, generative quality trades off against coherence;
@@ -16,6 +16,8 @@ evaluator the claims read (coherence and classifier feature distance), so the wh
 runs) fits in about an hour on 2 CPU cores; its numbers are indicative, not the paper's.
 The runs go through `mmbench sweep`'s executors (here one after another, a process pool, a SLURM array) and
 each claim gets a figure (mmbench/experiments/figures.py).
+Longer than most modules because the plan and the claims read the same run names and constants:
+one short function per claim, kept beside the runs it judges.
 """
 from __future__ import annotations
 
