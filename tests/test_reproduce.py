@@ -216,3 +216,18 @@ def test_cli_pool_executor_runs_only_unfinished_runs_and_resumes(tmp_path, monke
     ran.clear()
     assert CliRunner().invoke(cli, args).exit_code == 0 and ran == [] and pools == [3, 1]
     assert _bytes(results / FOLDER) == figures
+
+
+def test_report_only_reports_the_finished_runs_and_runs_nothing(tmp_path, monkeypatch):
+    results = tmp_path / "results"
+    runs = plan("quick", results)
+    for p in runs:
+        if p.experiment == "quality_gap":
+            r = p.request
+            write_record(r.out, make_record(r.model, dataset=r.dataset, metrics=_scores(r.model, r.dataset, r.overrides)))
+    monkeypatch.setattr(sweep, "run", lambda request: pytest.fail(f"--report-only ran {request.out.name}"))
+    outcome = CliRunner().invoke(cli, ["reproduce", "limitations", "--results", str(results), "--report-only"])
+    assert outcome.exit_code == 0, outcome.output
+    verdicts = re.findall(r"\*\*(.+?)\*\*", (results / "REPORT.md").read_text())
+    assert verdicts == ["supported"] + ["inconclusive (runs missing)"] * 5
+    assert sorted(p.stem for p in (results / FOLDER).iterdir()) == ["quality-gap", "quality-gap"]

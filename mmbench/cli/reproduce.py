@@ -19,19 +19,23 @@ def reproduce() -> None:
 @click.option("--results", type=click.Path(path_type=Path), default=None, help="[default: runs/reproduce-limitations-TIER]")
 @click.option("--set", "overrides", multiple=True, metavar="KEY=VALUE", help="Extra override for every run.")
 @click.option("--plan-only", is_flag=True, help="List the planned runs and exit.")
+@click.option("--report-only", is_flag=True,
+              help="Write the report from the runs already finished under --results and run nothing "
+                   "(claims missing a run are inconclusive).")
 @click.option("--executor", "executor_name", type=click.Choice(["local", "pool", "slurm"]), default="local", show_default=True,
               help="As in `mmbench sweep`: local (one run after another), pool (--workers processes) or slurm (a job array through submitit).")
 @click.option("--workers", type=click.IntRange(min=1), default=2, show_default=True, help="Worker processes of --executor pool.")
 @click.option("--slurm", "slurm", multiple=True, metavar="KEY=VALUE",
               help="Resource of each SLURM job, named as in a sweep spec's executor.slurm, e.g. partition=gpu, time=04:00:00, "
                    "gpus_per_node=1, cpus_per_task=8, mem_gb=32; cluster=local tries it here.")
-def reproduce_limitations(tier, seed, results, overrides, plan_only, executor_name, workers, slurm) -> None:
+def reproduce_limitations(tier, seed, results, overrides, plan_only, report_only, executor_name, workers, slurm) -> None:
     """Daunhawer et al. (ICLR 2022): quality gap, its growth with M, the trade-off, Translated-PolyMNIST.
 
     Writes RESULTS/REPORT.md and one figure per claim under RESULTS/figures (SVG and PNG). Rerunning
     skips finished runs and resumes unfinished ones."""
     from mmbench.experiments.figures import draw, write
     from mmbench.experiments.reproduce import (
+        collect,
         execute,
         executor_settings,
         plan,
@@ -47,8 +51,11 @@ def reproduce_limitations(tier, seed, results, overrides, plan_only, executor_na
         for p in planned:
             click.echo(f"{p.experiment:<12} {p.request.model:<9} {p.request.dataset:<21} {' '.join(p.request.overrides)}")
         return
-    outcome_line = lambda o: click.echo(f"{o.state} {o.name}" + (f": {o.error}" if o.error else f" ({o.seconds:.0f} s)"))
-    records, failures = execute(planned, sweep_executor(settings, results, outcome_line, click.echo))
+    if report_only:
+        records, failures = collect(planned), {}
+    else:
+        outcome_line = lambda o: click.echo(f"{o.state} {o.name}" + (f": {o.error}" if o.error else f" ({o.seconds:.0f} s)"))
+        records, failures = execute(planned, sweep_executor(settings, results, outcome_line, click.echo))
     text = report(records, failures, tier, write(draw(records), results))
     atomic_write_bytes(results / "REPORT.md", text.encode())
     click.echo(text)

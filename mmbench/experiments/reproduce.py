@@ -313,8 +313,12 @@ def execute(planned: list[PlannedRun], executor: Executor) -> tuple[dict[str, di
     so every executor, a SLURM array included, ends the same way."""
     done, todo = sweep.triage([p.request for p in planned])
     outcomes = done + executor(todo)
-    failures = {o.name: o.error for o in outcomes if o.state == "failed"}
-    return {p.request.out.name: _record(p.request.out) for p in planned}, failures
+    return collect(planned), {o.name: o.error for o in outcomes if o.state == "failed"}
+
+
+def collect(planned: list[PlannedRun]) -> dict[str, dict | None]:
+    """The records of the planned runs by run name, None for each run without one (failed, not run)."""
+    return {p.request.out.name: _record(p.request.out) for p in planned}
 
 
 def _record(run_dir: Path) -> dict | None:
