@@ -22,6 +22,7 @@ one short function per claim, kept beside the runs it judges.
 from __future__ import annotations
 
 import math
+import re
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable
@@ -83,8 +84,9 @@ Executor = Callable[[list[RunRequest]], list[Outcome]]
 
 
 def run_name(model: str, dataset: str = "polymnist", sets: tuple[str, ...] = ()) -> str:
-    """Directory name of a planned run, from what sets it apart; claims and figures find runs by it."""
-    return "-".join([model, dataset, *[s.replace("=", "") for s in sets]]).replace(".", "_")
+    """Directory name of a planned run, from what sets it apart; claims and figures find runs by it.
+    Only letters, digits, `_` and `-`, so shells and file systems take it as it is."""
+    return re.sub(r"[^A-Za-z0-9_-]", "", "-".join([model, dataset, *[s.replace("=", "") for s in sets]]).replace(".", "_"))
 
 
 def synthetic_sets(m: int) -> tuple[str, ...]:
