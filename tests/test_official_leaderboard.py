@@ -85,3 +85,18 @@ def test_every_band_of_the_ci_reference_lies_clear_of_what_a_model_that_learns_n
     entries = json.loads((OFFICIAL / "reference-quick.json").read_text())["entries"]
     probes = [spec for e in entries for name, spec in e["metrics"].items() if name.startswith("latent_probe")]
     assert probes and all(spec["value"] - spec["abs_tol"] >= 0.3 for spec in probes)
+
+
+def test_committed_reproduction_report_is_what_its_runs_give(tmp_path):
+    """leaderboard/reproduce-cpu/REPORT.md regenerates word for word from the runs beside it."""
+    import shutil
+
+    from mmbench.cli import cli
+
+    committed = OFFICIAL / "reproduce-cpu"
+    copy = tmp_path / "reproduce-cpu"
+    shutil.copytree(committed, copy, symlinks=False, ignore=shutil.ignore_patterns("REPORT.md", "figures", "checkpoint.pt"))
+    outcome = CliRunner().invoke(cli, ["reproduce", "limitations", "--tier", "cpu", "--results", str(copy), "--report-only"])
+    assert outcome.exit_code == 0, outcome.output
+    assert (copy / "REPORT.md").read_text() == (committed / "REPORT.md").read_text()
+    assert sorted(p.name for p in (copy / "figures").iterdir()) == sorted(p.name for p in (committed / "figures").iterdir())
