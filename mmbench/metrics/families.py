@@ -82,13 +82,15 @@ def higher_is_better(metric: str) -> bool | None:
 
 
 def label(metric: str) -> str:
-    """Short column label: `coherence/conditional/k=2` -> `coh k=2`; unknown names stay as they are."""
+    """Short column label: `coherence/conditional/k=2` -> `coh k=2`, a family inside another one
+    shortened too (`quality_gap/feature_distance/mean` -> `gap FD mean`); unknown names stay as they are."""
     family = family_of(metric)
     if family is None:
         return metric
     if metric == family.prefix:
         return family.summary_label or family.label
-    return f"{family.label} {metric[len(family.prefix) + 1:]}"
+    detail = metric[len(family.prefix) + 1:]
+    return f"{family.label} {label(detail) if family_of(detail) else detail}"
 
 
 def digits(metric: str) -> int:
