@@ -27,9 +27,11 @@ mmbench leaderboard --results leaderboard/records --render leaderboard --publish
 # The CPU-tier reproduction report, from the runs present (the board's records stand in for the plan's
 # PolyMNIST runs of the same tier; claims missing a run stay inconclusive). Add runs with
 # `mmbench reproduce limitations --tier cpu --results leaderboard/reproduce-cpu` (hours on 2 cores).
+planned=$(mmbench reproduce limitations --tier cpu --plan-only | cut -f1)
 for record in leaderboard/records/*-polymnist-cpu-seed0; do
+  [ -d "$record" ] || continue
   name=$(basename "$record" -cpu-seed0)
-  [ -e "leaderboard/reproduce-cpu/$name" ] || ln -s "../records/$(basename "$record")" "leaderboard/reproduce-cpu/$name"
+  if grep -qx "$name" <<< "$planned"; then ln -sfn "../records/$(basename "$record")" "leaderboard/reproduce-cpu/$name"; fi
 done
 mmbench reproduce limitations --tier cpu --results leaderboard/reproduce-cpu --report-only > /dev/null
 mmbench regress --results leaderboard/gate --write-reference leaderboard/reference-quick.json --spread 4 --abs-tol 0.05 \

@@ -153,7 +153,6 @@ class LabelLatent(MultimodalVAE):
 def test_latent_probe_reads_a_separable_latent():
     labels = torch.arange(400) % 4
     split = MultimodalSplit([labels.float().view(-1, 1)] * 3, labels)
-    torch.manual_seed(0)
     scores = evaluate_latent_probe(LabelLatent(), split, split, num_train=200, walk=EvalPass(batch_size=100, progress=False))
     assert sorted(scores) == ["latent_probe/joint", "latent_probe/k=1", "latent_probe/k=2"]
     assert scores["latent_probe/joint"] == 1.0

@@ -231,3 +231,13 @@ def test_report_only_reports_the_finished_runs_and_runs_nothing(tmp_path, monkey
     verdicts = re.findall(r"\*\*(.+?)\*\*", (results / "REPORT.md").read_text())
     assert verdicts == ["supported"] + ["inconclusive (runs missing)"] * 5
     assert sorted(p.stem for p in (results / FOLDER).iterdir()) == ["quality-gap", "quality-gap"]
+
+
+def test_plan_only_lists_run_directories_and_runs_nothing(tmp_path, monkeypatch):
+    monkeypatch.setattr(sweep, "run", lambda request: pytest.fail(f"--plan-only ran {request.out.name}"))
+    outcome = CliRunner().invoke(cli, ["reproduce", "limitations", "--tier", "cpu", "--results", str(tmp_path), "--plan-only"])
+    assert outcome.exit_code == 0, outcome.output
+    rows = [line.split("\t") for line in outcome.output.splitlines()]
+    assert [row[0] for row in rows] == [p.request.out.name for p in plan("cpu", tmp_path)]
+    assert ["unimodal-polymnist", "quality_gap", "unimodal", "polymnist", ""] in rows
+    assert not any(tmp_path.iterdir())

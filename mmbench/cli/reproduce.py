@@ -18,7 +18,7 @@ def reproduce() -> None:
 @click.option("--seed", type=int, default=0, show_default=True)
 @click.option("--results", type=click.Path(path_type=Path), default=None, help="[default: runs/reproduce-limitations-TIER]")
 @click.option("--set", "overrides", multiple=True, metavar="KEY=VALUE", help="Extra override for every run.")
-@click.option("--plan-only", is_flag=True, help="List the planned runs and exit.")
+@click.option("--plan-only", is_flag=True, help="List the planned runs (run directory, experiment, model, dataset, overrides; tab-separated) and exit.")
 @click.option("--report-only", is_flag=True,
               help="Write the report from the runs already finished under --results and run nothing "
                    "(claims missing a run are inconclusive).")
@@ -29,7 +29,8 @@ def reproduce() -> None:
               help="Resource of each SLURM job, named as in a sweep spec's executor.slurm, e.g. partition=gpu, time=04:00:00, "
                    "gpus_per_node=1, cpus_per_task=8, mem_gb=32; cluster=local tries it here.")
 def reproduce_limitations(tier, seed, results, overrides, plan_only, report_only, executor_name, workers, slurm) -> None:
-    """Daunhawer et al. (ICLR 2022): quality gap, its growth with M, the trade-off, Translated-PolyMNIST.
+    """Daunhawer et al. (ICLR 2022): quality gap, its growth with M, the trade-off, Translated-PolyMNIST,
+    Δ on the synthetic set; and whether MMVM, which does not sub-sample, keeps a smaller gap.
 
     Writes RESULTS/REPORT.md and one figure per claim under RESULTS/figures (SVG and PNG). Rerunning
     skips finished runs and resumes unfinished ones."""
@@ -49,7 +50,7 @@ def reproduce_limitations(tier, seed, results, overrides, plan_only, report_only
     planned = plan(tier, results, seed, tuple(overrides))
     if plan_only:
         for p in planned:
-            click.echo(f"{p.experiment:<12} {p.request.model:<9} {p.request.dataset:<21} {' '.join(p.request.overrides)}")
+            click.echo(f"{p.request.out.name}\t{p.experiment}\t{p.request.model}\t{p.request.dataset}\t{' '.join(p.request.overrides)}")
         return
     if report_only:
         records, failures = collect(planned), {}

@@ -227,7 +227,6 @@ def cub(data_root: str | Path | None, *, tier: str = "quick", seed: int = 0, max
         classes = tensors[f"{split}/class"][index].unique().tolist()
         details[f"{split}_classes"] = [names["classes"][split][c] for c in classes]
         details[f"n_{split}_images"] = len(index)
-        details[f"n_{split}"] = len(captions)
     vocab = names["vocab"]
     spec = DatasetSpec(
         "cub",

@@ -172,7 +172,7 @@ def _verdict(checks: list[bool | None], at_chance: list[str]) -> str:
 
 
 def _rising(xs: list[float], ys: list[float]) -> tuple[bool | None, float]:
-    """(does ys rise with xs, Spearman's rho); None when a value is missing."""
+    """(does ys rise with xs, Spearman's rho over the pairs without NaN); None when fewer than 3 remain."""
     rho = _spearman(xs, ys)
     return (None if math.isnan(rho) else rho > 0), rho
 
@@ -252,8 +252,9 @@ def _without_subsampling(records: dict[str, dict | None]) -> Evidence:
         gaps = gap_by_modalities(records, model)
         for gap, others in zip(gaps, zip(*mixtures)):
             checks.append(None if math.isnan(gap) or any(math.isnan(o) for o in others) else gap < min(others))
+        smallest = [min((g for g in others if not math.isnan(g)), default=math.nan) for others in zip(*mixtures)]
         lines.append(f"{model}: gap for M=2..5 = {', '.join(f'{g:+.4f}' for g in gaps)}; smallest of "
-                     f"{'/'.join(SUBSAMPLING)}: {', '.join(f'{min(o):+.4f}' for o in zip(*mixtures))}")
+                     f"{'/'.join(SUBSAMPLING)}: {', '.join(f'{g:+.4f}' for g in smallest)}")
     return checks, lines, [(model, "polymnist", modality_sets(m)) for model in (*SUBSAMPLING, *WITHOUT_SUBSAMPLING) for m in MODALITIES]
 
 
