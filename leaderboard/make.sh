@@ -24,6 +24,7 @@ for seed in ${SEEDS:-0}; do
   done
 done
 mmbench leaderboard --results leaderboard/records --render leaderboard --published leaderboard/published.json
+python benchmarks/learning_curve.py --plot leaderboard/records/*/result.json --out benchmarks/curves/cpu-tier
 # The CPU-tier reproduction report, from the runs present (the board's records stand in for the plan's
 # PolyMNIST runs of the same tier; claims missing a run stay inconclusive). Add runs with
 # `mmbench reproduce limitations --tier cpu --results leaderboard/reproduce-cpu` (hours on 2 cores).
