@@ -67,7 +67,7 @@ def _bytes(folder: Path) -> dict[str, bytes]:
 def test_plan_has_each_run_once_and_quick_overrides():
     planned = plan("quick", Path("/tmp/x"))
     names = [Path(p.request.out).name for p in planned]
-    assert len(names) == len(set(names)) == 32
+    assert len(names) == len(set(names)) == 34
     assert all("train.epochs=3" in p.request.overrides for p in planned if p.request.dataset != "synthetic")
     synthetic = [p for p in planned if p.request.dataset == "synthetic"]
     assert len(synthetic) == 7 and all('eval.metrics=["discrepancy"]' in p.request.overrides for p in synthetic)
@@ -197,7 +197,7 @@ def test_cli_pool_executor_runs_only_unfinished_runs_and_resumes(tmp_path, monke
 
     first = CliRunner().invoke(cli, args)
     assert first.exit_code == 1, first.output
-    assert len(finished) == 5 and pools == [3] and f"running {32 - 5} run(s) in 3 worker process(es)" in first.output
+    assert len(finished) == 7 and pools == [3] and f"running {34 - 7} run(s) in 3 worker process(es)" in first.output
     assert sorted(ran) == sorted((name, name == started) for name in planned if name not in finished)
     assert f"failed {TRANSLATED[2]}: boom" in first.output
     text = (results / "REPORT.md").read_text()
