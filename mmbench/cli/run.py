@@ -19,7 +19,7 @@ from mmbench.training.config import TIERS
 @click.option("--out", type=click.Path(path_type=Path), help="Run directory [default: runs/MODEL-DATASET-TIER-seedN].")
 @click.option("--data-root", type=click.Path(path_type=Path), envvar="MMBENCH_DATA", help="Data and asset cache [env MMBENCH_DATA; default: ~/.cache/mmbench].")
 @click.option("--device", default="auto", show_default=True, help="auto, cpu, cuda or cuda:N.")
-@click.option("--resume", is_flag=True, help="Continue the unfinished run in --out from its last checkpoint.")
+@click.option("--resume", is_flag=True, help="Continue the run in --out from its last checkpoint (an unfinished one, or a finished one for a larger train.epochs).")
 @click.option("--dry-run", is_flag=True, help="Print the resolved config and exit.")
 @click.option("--quiet", is_flag=True, help="No progress bars.")
 @click.option("--log", "trackers", multiple=True, type=click.Choice(TRACKERS),

@@ -1,7 +1,8 @@
 """One benchmark run, end to end: config -> data -> model -> training -> scores -> result record.
 
 A run owns one directory. It never overwrites finished work: a directory with a result needs a
-new `--out`, one with an unfinished run needs `--resume`, and resuming checks the config matches.
+new `--out`, one with an unfinished run needs `--resume`, and resuming checks the config matches
+(except that `train.epochs` may grow: `--resume` then continues a finished run for more epochs).
 """
 from __future__ import annotations
 
@@ -145,9 +146,21 @@ def plan(request: RunRequest) -> dict:
         if not request.resume:
             raise MMBenchError(f"{run_dir} holds an unfinished run; add --resume to continue it or choose another --out")
         previous = read_json(run_dir / CONFIG_FILE, "run config")
-        if previous != json.loads(json.dumps(config)):
-            raise MMBenchError(f"--resume: the config differs from the one {run_dir} was started with ({run_dir / CONFIG_FILE})")
+        if previous != json.loads(json.dumps(config)) and not _continues(previous, config):
+            raise MMBenchError(f"--resume: the config differs from the one {run_dir} was started with ({run_dir / CONFIG_FILE}); "
+                               "only train.epochs may grow")
     return config
+
+
+def _continues(previous: dict, config: dict) -> bool:
+    """Whether `config` is `previous` trained for more epochs. Training resumes to the identical
+    result and the learning rate is constant after warm-up, so a run continued from 60 to 100
+    epochs is the 100-epoch run (a learning-curve point it scored after a last epoch off the
+    `curve_every` grid stays in its history)."""
+    longer = json.loads(json.dumps(config))
+    epochs = longer["train"].pop("epochs")
+    shorter = {**previous, "train": {k: v for k, v in previous.get("train", {}).items() if k != "epochs"}}
+    return shorter == longer and epochs > previous.get("train", {}).get("epochs", epochs)
 
 
 def run(request: RunRequest) -> dict:
