@@ -16,7 +16,7 @@ from mmbench.cli import cli
 from mmbench.errors import ConfigError, MMBenchError
 from mmbench.results.records import write_record
 from mmbench.experiments.reproduce import (
-    COHERENCE, DELTA, DELTA_CLOSED, QUALITY, _spearman, claims, executor_settings, plan, report, run_name,
+    BETAS, COHERENCE, DELTA, DELTA_CLOSED, QUALITY, _spearman, beta_sets, claims, executor_settings, plan, report, run_name,
 )
 from mmbench.experiments.figures import FOLDER, draw, write
 from mmbench.experiments.runner import CONFIG_FILE, plan as plan_config
@@ -47,7 +47,7 @@ def paper_delta(model, m, joint_only):
 def _scores(model: str, dataset: str, overrides: tuple[str, ...], quality=paper_quality, coherence=paper_coherence,
             delta=paper_delta) -> dict:
     sets = dict(s.split("=", 1) for s in overrides)
-    m, beta = int(sets.get("dataset.num_modalities", 5)), float(sets.get("beta", 2.5))
+    m, beta = int(sets.get("dataset.num_modalities", 5)), float(sets.get("beta", 1.0))  # the quick tier trains at beta 1
     if dataset == "synthetic":
         estimate, closed = delta(model, m, sets.get("subsample") == "false")
         return {DELTA: estimate, DELTA_CLOSED: closed}
@@ -73,9 +73,18 @@ def test_plan_has_each_run_once_and_quick_overrides():
     assert len(synthetic) == 7 and all('eval.metrics=["discrepancy"]' in p.request.overrides for p in synthetic)
 
 
+@pytest.mark.parametrize("tier, own_beta", [("quick", 1.0), ("cpu", 1.0), ("full", 2.5)])
+def test_the_beta_sweep_reads_runs_trained_at_its_betas(tier, own_beta):
+    planned = {p.request.out.name: p.request for p in plan(tier, Path("/tmp/x"))}
+    for model in ("mmvae", "mopoe"):
+        names = [run_name(model, sets=beta_sets(model, beta, tier)) for beta in BETAS]
+        assert [plan_config(planned[name])["model"]["beta"] for name in names] == list(BETAS)
+        assert names[BETAS.index(own_beta)] == run_name(model)  # the run every other claim reads, not a copy
+
+
 def test_claims_supported_when_numbers_follow_the_paper():
     planned = plan("quick", Path("/tmp/x"))
-    verdicts = [v for _, v, _ in claims(_records(planned))]
+    verdicts = [v for _, v, _ in claims(_records(planned), "quick")]
     assert verdicts == ["supported"] * 6
 
 
@@ -83,10 +92,10 @@ def test_claims_not_supported_or_inconclusive():
     planned = plan("quick", Path("/tmp/x"))
     flat = lambda *a: 1.0
     records = _records(planned, flat, lambda model, m, beta, ds: 0.5)
-    verdicts = [v for _, v, _ in claims(records)]
+    verdicts = [v for _, v, _ in claims(records, "quick")]
     assert verdicts[0] == "not supported" and verdicts[3] == "not supported" and verdicts[5] == "not supported"
     mmvm_worst = lambda model, *a: paper_quality(model, *a) + (2.0 if model == "mmvm" and a[0] == 3 else 0.0)
-    assert [v for _, v, _ in claims(_records(planned, mmvm_worst))] == ["supported"] * 5 + ["not supported"]
+    assert [v for _, v, _ in claims(_records(planned, mmvm_worst), "quick")] == ["supported"] * 5 + ["not supported"]
     records.pop(Path(planned[0].request.out).name)  # the unimodal run failed
     text = report(records, {"unimodal-polymnist": "boom"}, "quick", ["(figure)"] * 6)
     assert "inconclusive" in text and "boom" in text
@@ -98,19 +107,19 @@ def test_claims_not_supported_or_inconclusive():
     (lambda model, m, joint: (0.0, 0.0) if joint else (1.05 * (5 - m), 5 - m), "Δ shrinking with M"),
 ])
 def test_the_synthetic_claim_fails_when_its_numbers_do_not_follow_the_theory(delta, why):
-    verdicts = [v for _, v, _ in claims(_records(plan("quick", Path("/tmp/x")), delta=delta))]
+    verdicts = [v for _, v, _ in claims(_records(plan("quick", Path("/tmp/x")), delta=delta), "quick")]
     assert verdicts[4] == "not supported", why
 
 
 def test_claims_on_models_at_chance_coherence_are_inconclusive():
     planned = plan("quick", Path("/tmp/x"))
     at_chance = lambda model, m, beta, ds: 0.116 - 0.001 / beta  # the quick tier's untrained models
-    verdicts = [v for _, v, _ in claims(_records(planned, coherence=at_chance))]
+    verdicts = [v for _, v, _ in claims(_records(planned, coherence=at_chance), "quick")]
     assert all(v.startswith("inconclusive") and "chance" in v for v in verdicts[:4]), verdicts
     assert verdicts[4] == "supported"  # the synthetic claim reads no coherence
     assert verdicts[5].startswith("inconclusive") and "chance" in verdicts[5]
     one_trained = lambda model, m, beta, ds: paper_coherence(model, m, beta, ds) if model != "mvae" else 0.11
-    verdicts = [v for _, v, _ in claims(_records(planned, coherence=one_trained))]
+    verdicts = [v for _, v, _ in claims(_records(planned, coherence=one_trained), "quick")]
     assert verdicts[:3] == ["supported"] * 3  # claims 1-3 judge only MMVAE and MoPoE runs (claim 1 shows the MVAEs beside them)
     assert "1 of the runs" in verdicts[3]  # claim 4 compares the MVAE across datasets
 
@@ -123,7 +132,7 @@ def test_spearman_matches_hand_values():
 
 def test_figures_are_written_linked_and_byte_identical_when_regenerated(tmp_path):
     records = _records(plan("quick", tmp_path))
-    lines = write(draw(records), tmp_path / "a")
+    lines = write(draw(records, "quick"), tmp_path / "a")
     first = _bytes(tmp_path / "a" / FOLDER)
     assert sorted(first) == sorted(f"{name}.{suffix}" for name in FIGURES for suffix in ("png", "svg"))
     assert all(data.startswith(b"\x89PNG") for name, data in first.items() if name.endswith(".png"))
@@ -133,10 +142,10 @@ def test_figures_are_written_linked_and_byte_identical_when_regenerated(tmp_path
     assert sorted(links) == sorted(f"{FOLDER}/{name}" for name in first)
     assert all((tmp_path / "a" / link).is_file() for link in links)
 
-    write(draw(records), tmp_path / "b")
+    write(draw(records, "quick"), tmp_path / "b")
     assert _bytes(tmp_path / "b" / FOLDER) == first
     lower = lambda model, m, beta, ds: paper_coherence(model, m, beta, ds) - (0.1 if ds == "translated_polymnist" else 0)
-    write(draw(_records(plan("quick", tmp_path), coherence=lower)), tmp_path / "c")
+    write(draw(_records(plan("quick", tmp_path), coherence=lower), "quick"), tmp_path / "c")
     changed = {name for name, data in _bytes(tmp_path / "c" / FOLDER).items() if data != first[name]}
     assert changed == {"translated-coherence.png", "translated-coherence.svg"}
 
@@ -146,7 +155,7 @@ def test_a_missing_experiment_skips_its_figure_with_a_note(tmp_path):
     for name in TRANSLATED[1:]:
         del records[name]
     records[TRANSLATED[0]]["metrics"].pop(COHERENCE)
-    drawn = draw(records)
+    drawn = draw(records, "quick")
     assert [d.name for d in drawn[:3]] == list(FIGURES[:3])
     assert isinstance(drawn[3], str) and all(name in drawn[3] for name in TRANSLATED)
     text = report(records, {}, "quick", write(drawn, tmp_path))
@@ -154,7 +163,7 @@ def test_a_missing_experiment_skips_its_figure_with_a_note(tmp_path):
     claim4 = text.split("## 4.")[1].split("## 5.")[0]
     assert "inconclusive" in claim4 and drawn[3] in claim4 and "figures/" not in claim4
 
-    nothing = draw({})
+    nothing = draw({}, "quick")
     assert all(isinstance(d, str) for d in nothing)
     assert write(nothing, tmp_path / "empty") == [f"*{note}*" for note in nothing] and not (tmp_path / "empty").exists()
 

@@ -57,7 +57,7 @@ def reproduce_limitations(tier, seed, results, overrides, plan_only, report_only
     else:
         outcome_line = lambda o: click.echo(f"{o.state} {o.name}" + (f": {o.error}" if o.error else f" ({o.seconds:.0f} s)"))
         records, failures = execute(planned, sweep_executor(settings, results, outcome_line, click.echo))
-    text = report(records, failures, tier, write(draw(records), results))
+    text = report(records, failures, tier, write(draw(records, tier), results))
     atomic_write_bytes(results / "REPORT.md", text.encode())
     click.echo(text)
     click.echo(f"report: {results / 'REPORT.md'}")

@@ -42,8 +42,8 @@ _GAP = f"gap in {QUALITY} to the unimodal VAE\n(> 0: worse samples)"
 class _Values:
     """Scores of planned runs, noting the runs that had none, so a figure knows it is incomplete."""
 
-    def __init__(self, records: dict[str, dict | None]):
-        self.records = records
+    def __init__(self, records: dict[str, dict | None], tier: str):
+        self.records, self.tier = records, tier
         self.missing: list[str] = []
 
     def __call__(self, metric: str, model: str, dataset: str = "polymnist", sets: tuple[str, ...] = ()) -> float:
@@ -57,10 +57,10 @@ class _Values:
         return f"no {figure} figure: runs missing or without their score ({', '.join(self.missing)})"
 
 
-def draw(records: dict[str, dict | None]) -> list[Plot | str]:
+def draw(records: dict[str, dict | None], tier: str) -> list[Plot | str]:
     """One figure per claim, in claim order; a note instead of each figure whose runs are not all there."""
     with matplotlib.rc_context(STYLE):
-        return [make(_Values(records)) for make in (_quality_gap, _gap_by_modalities, _tradeoff, _translated, _synthetic,
+        return [make(_Values(records, tier)) for make in (_quality_gap, _gap_by_modalities, _tradeoff, _translated, _synthetic,
                                                      _without_subsampling)]
 
 
@@ -112,8 +112,8 @@ def _without_subsampling(get: _Values) -> Plot | str:
 
 
 def _tradeoff(get: _Values) -> Plot | str:
-    points = {model: [(get(QUALITY, model, sets=beta_sets(b)), get(COHERENCE, model, sets=beta_sets(b))) for b in BETAS]
-              for model in SUBSAMPLING}
+    points = {model: [(get(QUALITY, model, sets=beta_sets(model, b, get.tier)), get(COHERENCE, model, sets=beta_sets(model, b, get.tier)))
+                      for b in BETAS] for model in SUBSAMPLING}
     if get.missing:
         return get.note("tradeoff")
     fig, ax = new_figure()

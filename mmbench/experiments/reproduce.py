@@ -33,6 +33,7 @@ from mmbench.experiments import sweep
 from mmbench.experiments.runner import RunRequest
 from mmbench.experiments.sweep import ExecutorSettings, Outcome, SweepSpec
 from mmbench.results.records import RESULT_FILE, read_record
+from mmbench.training.config import resolve_config
 
 QUALITY = "feature_distance/mean"  # lower is better; FID where the tier computes it
 COHERENCE = "coherence/conditional"
@@ -56,7 +57,8 @@ the others (mmJSD, also mixture-based; MVTCAE and the MVAEs, products of experts
 MODALITIES = (2, 3, 4, 5)
 """Numbers of modalities of claim 2; 5, all of PolyMNIST's, is what every other run uses."""
 BETAS = (0.25, 1.0, 2.5)
-"""The beta sweep of claim 3; 2.5 is the models' default, used by every other run."""
+"""The beta sweep of claim 3; the run at the tier's own beta (1 below the full tier, the models'
+2.5 in it) is the one every other claim uses."""
 TRANSLATED_MODELS = ("mvae", "mmvae", "mopoe")
 SYNTHETIC_MODALITIES = (2, 3, 4)
 """Numbers of modalities of the synthetic set in claim 5."""
@@ -100,8 +102,9 @@ def modality_sets(m: int) -> tuple[str, ...]:
     return () if m == 5 else (f"dataset.num_modalities={m}",)
 
 
-def beta_sets(beta: float) -> tuple[str, ...]:
-    return () if beta == 2.5 else (f"beta={beta}",)
+def beta_sets(model: str, beta: float, tier: str) -> tuple[str, ...]:
+    """No override where `beta` is what the tier trains `model` with anyway."""
+    return () if beta == resolve_config(model, "polymnist", tier, [])["model"]["beta"] else (f"beta={beta}",)
 
 
 def gap_label(model: str, sets: tuple[str, ...]) -> str:
@@ -130,7 +133,7 @@ def plan(tier: str, results: Path, seed: int = 0, extra: tuple[str, ...] = ()) -
             add("without_subsampling", model, sets=modality_sets(m))
     for beta in BETAS:
         for model in SUBSAMPLING:
-            add("tradeoff", model, sets=beta_sets(beta))
+            add("tradeoff", model, sets=beta_sets(model, beta, tier))
     for model in TRANSLATED_MODELS:
         add("translated", model, "translated_polymnist")
     for m in SYNTHETIC_MODALITIES:
@@ -180,10 +183,11 @@ def _rising(xs: list[float], ys: list[float]) -> tuple[bool | None, float]:
 
 Evidence = tuple[list[bool | None], list[str], list[tuple[str, str, tuple[str, ...]]]]
 """A claim's checks (None: a run is missing), evidence lines, and the runs (model, dataset, sets)
-whose chance-level coherence would make it inconclusive."""
+whose chance-level coherence would make it inconclusive. Each claim reads the records and the
+tier, whose defaults decide which runs need no override."""
 
 
-def _quality_gap(records: dict[str, dict | None]) -> Evidence:
+def _quality_gap(records: dict[str, dict | None], tier: str) -> Evidence:
     uni = value(records, QUALITY, "unimodal")
     lines, gaps = [f"unimodal: {QUALITY} = {uni:.4f}"], {}
     for model, sets in GAP_MODELS:
@@ -200,7 +204,7 @@ def gap_by_modalities(records: dict[str, dict | None], model: str) -> list[float
             for m in MODALITIES]
 
 
-def _gap_grows(records: dict[str, dict | None]) -> Evidence:
+def _gap_grows(records: dict[str, dict | None], tier: str) -> Evidence:
     series = {model: gap_by_modalities(records, model) for model in SUBSAMPLING}
     trends = {model: _rising(list(MODALITIES), gaps) for model, gaps in series.items()}
     lines = [f"{model}: gap for M=2..5 = {', '.join(f'{g:+.4f}' for g in series[model])} (Spearman {trends[model][1]:+.2f})"
@@ -208,18 +212,18 @@ def _gap_grows(records: dict[str, dict | None]) -> Evidence:
     return [check for check, _ in trends.values()], lines, [(model, "polymnist", modality_sets(m)) for model in SUBSAMPLING for m in MODALITIES]
 
 
-def _tradeoff(records: dict[str, dict | None]) -> Evidence:
+def _tradeoff(records: dict[str, dict | None], tier: str) -> Evidence:
     checks, lines = [], []
     for model in SUBSAMPLING:
-        quality = [value(records, QUALITY, model, sets=beta_sets(beta)) for beta in BETAS]
-        coherence = [value(records, COHERENCE, model, sets=beta_sets(beta)) for beta in BETAS]
+        quality = [value(records, QUALITY, model, sets=beta_sets(model, beta, tier)) for beta in BETAS]
+        coherence = [value(records, COHERENCE, model, sets=beta_sets(model, beta, tier)) for beta in BETAS]
         check, rho = _rising(coherence, quality)
         checks.append(check)
         lines.append(f"{model}: beta {list(BETAS)} -> coherence {[round(c, 3) for c in coherence]}, {QUALITY} {[round(q, 3) for q in quality]} (Spearman {rho:+.2f})")
-    return checks, lines, [(model, "polymnist", beta_sets(beta)) for model in SUBSAMPLING for beta in BETAS]
+    return checks, lines, [(model, "polymnist", beta_sets(model, beta, tier)) for model in SUBSAMPLING for beta in BETAS]
 
 
-def _translated(records: dict[str, dict | None]) -> Evidence:
+def _translated(records: dict[str, dict | None], tier: str) -> Evidence:
     checks, lines = [], []
     for model in TRANSLATED_MODELS:
         poly, trans = value(records, COHERENCE, model), value(records, COHERENCE, model, "translated_polymnist")
@@ -228,7 +232,7 @@ def _translated(records: dict[str, dict | None]) -> Evidence:
     return checks, lines, [(model, "polymnist", ()) for model in TRANSLATED_MODELS]
 
 
-def _synthetic(records: dict[str, dict | None]) -> Evidence:
+def _synthetic(records: dict[str, dict | None], tier: str) -> Evidence:
     checks, lines = [], []
     for model in SUBSAMPLING:
         estimates = [value(records, DELTA, model, "synthetic", synthetic_sets(m)) for m in SYNTHETIC_MODALITIES]
@@ -246,7 +250,7 @@ def _synthetic(records: dict[str, dict | None]) -> Evidence:
     return checks, lines, []  # the synthetic set has no coherence to be at chance on
 
 
-def _without_subsampling(records: dict[str, dict | None]) -> Evidence:
+def _without_subsampling(records: dict[str, dict | None], tier: str) -> Evidence:
     mixtures = [gap_by_modalities(records, model) for model in SUBSAMPLING]
     checks, lines = [], []
     for model in WITHOUT_SUBSAMPLING:
@@ -259,7 +263,7 @@ def _without_subsampling(records: dict[str, dict | None]) -> Evidence:
     return checks, lines, [(model, "polymnist", modality_sets(m)) for model in (*SUBSAMPLING, *WITHOUT_SUBSAMPLING) for m in MODALITIES]
 
 
-CLAIMS: tuple[tuple[str, Callable[[dict[str, dict | None]], Evidence]], ...] = (
+CLAIMS: tuple[tuple[str, Callable[[dict[str, dict | None], str], Evidence]], ...] = (
     ("1. MMVAE and MoPoE generate worse samples than the unimodal VAE", _quality_gap),
     ("2. The quality gap grows with the number of modalities", _gap_grows),
     ("3. Higher coherence comes with worse quality over a beta sweep (trade-off)", _tradeoff),
@@ -271,11 +275,11 @@ CLAIMS: tuple[tuple[str, Callable[[dict[str, dict | None]], Evidence]], ...] = (
 )
 
 
-def claims(records: dict[str, dict | None]) -> list[tuple[str, str, list[str]]]:
+def claims(records: dict[str, dict | None], tier: str) -> list[tuple[str, str, list[str]]]:
     """(claim, verdict, evidence lines) for each claim, from records keyed by run dir name."""
     out = []
     for title, evidence in CLAIMS:
-        checks, lines, compared = evidence(records)
+        checks, lines, compared = evidence(records, tier)
         out.append((title, _verdict(checks, _at_chance(records, compared)), lines))
     return out
 
@@ -285,7 +289,7 @@ def report(records: dict[str, dict | None], failures: dict[str, str], tier: str,
     figure (`figures`: one markdown line per claim, a link or why there is none)."""
     parts = [f"# Reproducing *On the Limitations of Multimodal VAEs* ({tier} tier)\n",
              f"Quality is `{QUALITY}` (lower is better), coherence `{COHERENCE}`.\n"]
-    for (claim, verdict, lines), figure in zip(claims(records), figures, strict=True):
+    for (claim, verdict, lines), figure in zip(claims(records, tier), figures, strict=True):
         parts.append(f"## {claim}\n\n**{verdict}**\n")
         parts.extend(f"- {line}" for line in lines)
         parts.append(f"\n{figure}\n")
