@@ -34,6 +34,19 @@ def test_reference_must_share_dataset_tier_seed_and_data_config(tmp_path):
     assert find_reference(tmp_path / "own", own)["metrics"] == {"fid/m0": 1.0}
 
 
+def test_reference_must_be_scored_alike(tmp_path):
+    versions = {"score_versions": {"networks": 2, "tier:cpu": 2, "model:mopoe": 1}, "metric_versions": {"feature_distance": 2}}
+    own = {**_record("mopoe", {}), **versions}
+    unimodal = {**_record("unimodal", {"feature_distance/m0": 1.0}), "score_versions": {"networks": 2, "tier:cpu": 2, "model:unimodal": 3},
+                "metric_versions": {"feature_distance": 2, "coherence/unconditional": 1}}
+    (tmp_path / "u").mkdir()
+    for change, found in [({}, True), ({"score_versions": {"networks": 2, "tier:cpu": 1, "model:unimodal": 3}}, False),
+                          ({"score_versions": {**unimodal["score_versions"], "judge:official": 1}}, False),
+                          ({"metric_versions": {"feature_distance": 1}}, False)]:
+        (tmp_path / "u" / "result.json").write_text(json.dumps({**unimodal, **change}))
+        assert (find_reference(tmp_path / "own", own) is not None) == found, change
+
+
 def test_card_lines_are_parsed_and_a_mismatch_fails_verify(tmp_path):
     from mmbench.cli import cli
 

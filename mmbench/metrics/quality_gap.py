@@ -48,7 +48,8 @@ class QualityGap(Metric):
 
 
 def find_reference(run_dir: Path, record: dict) -> dict | None:
-    """The unimodal record beside `run_dir` with the same dataset, tier, seed and dataset config."""
+    """The unimodal record beside `run_dir` with the same dataset, tier, seed, dataset config and
+    versions (see `same_versions`)."""
     for path in sorted(Path(run_dir).resolve().parent.glob("*/result.json")):
         try:
             other = json.loads(path.read_text())
@@ -59,6 +60,7 @@ def find_reference(run_dir: Path, record: dict) -> dict | None:
             and other.get("model") == REFERENCE_MODEL
             and all(other.get(k) == record[k] for k in ("dataset", "tier", "seed"))
             and other.get("config", {}).get("dataset") == record["config"]["dataset"]
+            and same_versions(other, record)
         ):
             return other
     return None
@@ -68,3 +70,14 @@ def quality_gap(record: dict, reference: dict) -> dict[str, float]:
     metric = QualityGap()
     metric.update(record["metrics"], reference["metrics"])
     return metric.compute()
+
+
+def same_versions(a: dict, b: dict) -> bool:
+    """Whether two records' scores were made alike: the same score versions (networks, tier recipe,
+    judge; each model's own version aside) and the same version of every metric both report. A
+    60-epoch unimodal run is no reference for a 100-epoch one."""
+    def scored_with(record: dict) -> dict[str, int]:
+        return {k: v for k, v in (record.get("score_versions") or {}).items() if not k.startswith("model:")}
+
+    metrics_a, metrics_b = a.get("metric_versions") or {}, b.get("metric_versions") or {}
+    return scored_with(a) == scored_with(b) and all(metrics_b.get(k, v) == v for k, v in metrics_a.items())
