@@ -258,6 +258,22 @@ def _bad_field(path: Path) -> None:
 RECORD_DAMAGE = {"truncated json": _invalid_json, "bad field": _bad_field, "empty": empty}
 
 
+def test_rescoring_recomputes_the_quality_gap_from_the_unimodal_run_beside_it(tmp_path, data_root, finished_run):
+    run_dir = copy_run(finished_run, tmp_path)
+    record = json.loads((run_dir / "result.json").read_text())
+    record["metrics"] = {f"feature_distance/m{m}": 5.0 + m for m in range(5)}  # the tiny run scores nothing itself
+    (run_dir / "result.json").write_text(json.dumps(record))
+    unimodal = {**record, "model": "unimodal", "metrics": {k: v - 1.0 for k, v in record["metrics"].items()}}
+    (tmp_path / "unimodal").mkdir()
+    (tmp_path / "unimodal" / "result.json").write_text(json.dumps(unimodal))
+    gaps = lambda r: {k: v for k, v in r["metrics"].items() if k.startswith("quality_gap/feature_distance/m") and "ratio" not in k}
+    scored = rescore(run_dir, ["quality_gap"], data_root=data_root, progress=False)
+    assert len(gaps(scored)) == 5 and all(v == pytest.approx(1.0) for v in gaps(scored).values())
+    (tmp_path / "unimodal" / "result.json").write_text(json.dumps({**unimodal, "score_versions": {**record["score_versions"], "tier:quick": 1}}))
+    rescored = rescore(run_dir, ["quality_gap"], data_root=data_root, progress=False)
+    assert not any(k.startswith("quality_gap/") for k in rescored["metrics"]) and "quality_gap" not in rescored["metric_versions"]
+
+
 @pytest.mark.parametrize("damage", RECORD_DAMAGE)
 def test_corrupt_result_record_for_evaluate_is_one_line_and_left_alone(tmp_path, data_root, finished_run, damage):
     out = copy_run(finished_run, tmp_path)

@@ -279,6 +279,9 @@ def _score(record: dict, ctx: EvalContext, run_dir: Path, metrics: list[str] | N
     save_sample_grids(model, ctx.test, run_dir / "samples", seed=seed, device=device)
     record["metrics"] = {**record["metrics"], **scores}
     record["metric_versions"] = {**record["metric_versions"], **versions}
+    # the gap is always recomputed from the unimodal run beside this one: kept, it could outlive or mismatch its reference
+    record["metrics"] = {k: v for k, v in record["metrics"].items() if not k.startswith(f"{QualityGap.name}/")}
+    record["metric_versions"].pop(QualityGap.name, None)
     reference = find_reference(run_dir, record) if record["model"] != REFERENCE_MODEL else None
     if reference is not None:
         record["metrics"].update(quality_gap(record, reference))
