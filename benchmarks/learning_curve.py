@@ -70,7 +70,8 @@ def run_curve(args: argparse.Namespace) -> Path:
         try:
             train(model, dataset.train, epochs=epochs, batch_size=train_cfg["batch_size"], lr=train_cfg["lr"],
                   seed=args.seed, run_dir=Path(run_dir), device=device, progress=False,
-                  warmup_steps=train_cfg["warmup_steps"], on_step=record)
+                  warmup_steps=train_cfg["warmup_steps"], cooldown_epochs=train_cfg["cooldown_epochs"],
+                  on_step=record)
         except _Done:
             pass
     return out

@@ -31,6 +31,8 @@ def test_overrides_bare_and_dotted_with_types():
     ("train.epochs=1.5", "expected a int"),
     ("subsample=1", "expected a bool"),
     ("precision=fp16", "train.precision must be one of fp32, bf16"),
+    ("cooldown_epochs=16", "between 0 and train.epochs"),
+    ("cooldown_epochs=-1", "between 0 and train.epochs"),
 ])
 def test_malformed_overrides_are_one_line_errors(item, message):
     with pytest.raises(ConfigError, match=message) as info:

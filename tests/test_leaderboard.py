@@ -91,9 +91,9 @@ def test_one_table_per_dataset_and_filters(tmp_path):
     write(tmp_path, make_record("mvae", 0, dataset="translated_polymnist"))
     write(tmp_path, make_record("mvae", 0, dataset="polymnist", tier="full"))
     boards, _ = _boards(tmp_path)
-    assert [b.title for b in boards] == ["polymnist / quick", "polymnist / full", "translated_polymnist / quick"]
+    assert [b.title for b in boards] == ["polymnist / quick v1", "polymnist / full v1", "translated_polymnist / quick v1"]
     boards, _ = _boards(tmp_path, dataset="polymnist", tier="full")
-    assert [b.title for b in boards] == ["polymnist / full"]
+    assert [b.title for b in boards] == ["polymnist / full v1"]
 
 
 def test_duplicate_seed_keeps_the_newest_and_reports_the_other(tmp_path):
@@ -112,7 +112,7 @@ def test_duplicate_seed_keeps_the_newest_and_reports_the_other(tmp_path):
 GOLDEN_MARKDOWN = """\
 Ranked by mean conditional coherence (coherence/conditional, higher is better); cells are the mean ± 95% t-interval over seeds (no interval with one seed).
 
-## polymnist / quick
+## polymnist / quick v1
 
 Versions: coherence/conditional v1, coherence/unconditional v1, networks v1, tier:quick v1. Higher is better: coh k=1, coh k=2, coh k=3, coh k=4, coh mean, coh uncond; lower is better: FID m0, FID.
 
@@ -265,10 +265,10 @@ def test_plots_are_made_where_the_metrics_exist_and_skipped_with_a_note(tmp_path
     write(tmp_path, make_record("mvae", 0, dataset="other"))
     boards, _ = _boards(tmp_path)
     plots, notes = board_plots(boards)
-    assert [p.name for p in plots] == ["other-quick-coherence-by-k", "polymnist-quick-tradeoff", "polymnist-quick-coherence-by-k"]
+    assert [p.name for p in plots] == ["other-quick-v1-coherence-by-k", "polymnist-quick-v1-tradeoff", "polymnist-quick-v1-coherence-by-k"]
     assert all(p.png.startswith(b"\x89PNG") and b"<dc:date>" not in p.svg for p in plots)
     assert b"a|b &lt;i&gt;" in plots[2].svg and b"<i>" not in plots[2].svg
-    assert any(n.startswith("other / quick: no overall or per-modality FID") for n in notes)
+    assert any(n.startswith("other / quick v1: no overall or per-modality FID") for n in notes)
 
 
 def test_render_writes_reproducible_artefacts(tmp_path):
@@ -285,7 +285,7 @@ def test_render_writes_reproducible_artefacts(tmp_path):
     del snapshot[next(k for k in snapshot if k.name == "stale.svg")]
     assert again == snapshot
     readme = (site / "README.md").read_text()
-    assert GOLDEN_MARKDOWN in readme and "(plots/polymnist-quick-tradeoff.svg)" in readme
+    assert GOLDEN_MARKDOWN in readme and "(plots/polymnist-quick-v1-tradeoff.svg)" in readme
     assert (site / "index.html").read_text().startswith("<!DOCTYPE html>")
     assert {p.suffix for p in (site / "plots").iterdir()} == {".svg", ".png"}
 
@@ -299,6 +299,15 @@ def test_records_of_other_networks_never_share_a_board(tmp_path):
     boards = build_boards(load_results(tmp_path)[0])
     assert len(boards) == 2 and sorted(b.versions["networks"] for b in boards) == [1, 2]
     assert all(int(b.seeds["mvae"]) == 1 for b in boards)
+
+
+def test_boards_of_two_recipes_of_one_tier_say_which_they_are(tmp_path):
+    from mmbench.results.aggregate import build_boards
+    from mmbench.results.store import load_results
+
+    for version in (1, 2):
+        write(tmp_path, make_record("mvae", 0, score_versions={"networks": 2, "tier:quick": version, "model:mvae": 1}), f"v{version}")
+    assert [b.title for b in build_boards(load_results(tmp_path)[0])] == ["polymnist / quick v2", "polymnist / quick v1"]
 
 
 def test_render_copies_each_models_sample_grids_next_to_the_page(tmp_path):

@@ -19,7 +19,7 @@ from mmbench.experiments.reproduce import (
     BETAS, COHERENCE, DELTA, DELTA_CLOSED, QUALITY, _spearman, beta_sets, claims, executor_settings, plan, report, run_name,
 )
 from mmbench.experiments.figures import FOLDER, draw, write
-from mmbench.experiments.runner import CONFIG_FILE, plan as plan_config
+from mmbench.experiments.runner import CONFIG_FILE, plan as plan_config, requested_config
 from mmbench.experiments.sweep import SlurmSettings
 from record_factory import make_record
 
@@ -163,6 +163,10 @@ def test_a_missing_experiment_skips_its_figure_with_a_note(tmp_path):
     claim4 = text.split("## 4.")[1].split("## 5.")[0]
     assert "inconclusive" in claim4 and drawn[3] in claim4 and "figures/" not in claim4
 
+    complete = _records(plan("quick", tmp_path))
+    write(draw(complete, "quick"), tmp_path / "b")
+    write(draw({name: r for name, r in complete.items() if name not in TRANSLATED}, "quick"), tmp_path / "b")  # claim 4's runs went stale
+    assert sorted(p.stem for p in (tmp_path / "b" / FOLDER).iterdir()) == sorted((FIGURES[:3] + FIGURES[4:]) * 2)
     nothing = draw({}, "quick")
     assert all(isinstance(d, str) for d in nothing)
     assert write(nothing, tmp_path / "empty") == [f"*{note}*" for note in nothing] and not (tmp_path / "empty").exists()
@@ -187,7 +191,8 @@ def test_cli_pool_executor_runs_only_unfinished_runs_and_resumes(tmp_path, monke
     finished = [p.request.out.name for p in runs if p.experiment == "quality_gap"]
     for name in finished:
         r = planned[name]
-        write_record(r.out, make_record(r.model, dataset=r.dataset, metrics=_scores(r.model, r.dataset, r.overrides)))
+        write_record(r.out, make_record(r.model, dataset=r.dataset, metrics=_scores(r.model, r.dataset, r.overrides),
+                                        config=requested_config(r)))
     started = run_name("mopoe", sets=("beta=0.25",))
     planned[started].out.mkdir(parents=True)
     (planned[started].out / CONFIG_FILE).write_text(json.dumps(plan_config(planned[started])))
@@ -197,7 +202,7 @@ def test_cli_pool_executor_runs_only_unfinished_runs_and_resumes(tmp_path, monke
         ran.append((request.out.name, request.resume))
         if request.out.name in broken:
             raise MMBenchError("boom")
-        write_record(request.out, make_record(request.model, dataset=request.dataset,
+        write_record(request.out, make_record(request.model, dataset=request.dataset, config=requested_config(request),
                                               metrics=_scores(request.model, request.dataset, request.overrides)))
 
     monkeypatch.setattr(sweep, "run", fake_run)
@@ -234,13 +239,25 @@ def test_report_only_reports_the_finished_runs_and_runs_nothing(tmp_path, monkey
     for p in runs:
         if p.experiment == "quality_gap":
             r = p.request
-            write_record(r.out, make_record(r.model, dataset=r.dataset, metrics=_scores(r.model, r.dataset, r.overrides)))
+            write_record(r.out, make_record(r.model, dataset=r.dataset, metrics=_scores(r.model, r.dataset, r.overrides),
+                                            config=requested_config(r)))
     monkeypatch.setattr(sweep, "run", lambda request: pytest.fail(f"--report-only ran {request.out.name}"))
-    outcome = CliRunner().invoke(cli, ["reproduce", "limitations", "--results", str(results), "--report-only"])
+    args = ["reproduce", "limitations", "--results", str(results), "--report-only"]
+    outcome = CliRunner().invoke(cli, args)
     assert outcome.exit_code == 0, outcome.output
     verdicts = re.findall(r"\*\*(.+?)\*\*", (results / "REPORT.md").read_text())
     assert verdicts == ["supported"] + ["inconclusive (runs missing)"] * 5
     assert sorted(p.stem for p in (results / FOLDER).iterdir()) == ["quality-gap", "quality-gap"]
+
+    # a record made under another recipe (here: fewer epochs than the tier's) is left out and named
+    unimodal = results / run_name("unimodal") / "result.json"
+    record = json.loads(unimodal.read_text())
+    record["config"]["train"]["epochs"] -= 1
+    unimodal.write_text(json.dumps(record))
+    assert CliRunner().invoke(cli, args).exit_code == 0
+    text = (results / "REPORT.md").read_text()
+    assert re.findall(r"\*\*(.+?)\*\*", text) == ["inconclusive (runs missing)"] * 6
+    assert f"- {run_name('unimodal')}: stale" in text.split("## Failed or stale runs")[1]
 
 
 def test_plan_only_lists_run_directories_and_runs_nothing(tmp_path, monkeypatch):

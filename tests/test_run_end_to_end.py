@@ -74,18 +74,19 @@ def test_kill_and_resume_gives_the_same_scores(tmp_path, data_root):
 
 def test_a_finished_run_continued_for_more_epochs_is_the_longer_run(tmp_path, data_root):
     args = ["run", "--model", "mopoe", "--dataset", "polymnist", "--quiet", *TINY]
-    mmbench(*args, "--set", "train.epochs=3", "--out", str(tmp_path / "long"), data_root=data_root)
+    longer = ["--set", "train.epochs=3", "--set", "train.cooldown_epochs=1"]  # the lr decays over the last epoch
+    mmbench(*args, *longer, "--out", str(tmp_path / "long"), data_root=data_root)
     short = tmp_path / "short"
     mmbench(*args, "--set", "train.epochs=2", "--out", str(short), data_root=data_root)
-    mmbench(*args, "--set", "train.epochs=3", "--out", str(short), "--resume", data_root=data_root)
+    mmbench(*args, *longer, "--out", str(short), "--resume", data_root=data_root)
     long, continued = (json.loads((tmp_path / d / "result.json").read_text()) for d in ("long", "short"))
     assert continued["metrics"] == long["metrics"] and continued["train_history"] == long["train_history"]
     assert json.loads((short / "config.json").read_text())["train"]["epochs"] == 3
-    # fewer epochs, or any other setting changed, is a different run
-    for change in ("train.epochs=2", "train.lr=0.01"):
-        proc = mmbench(*args, "--set", "train.epochs=3", "--set", change, "--out", str(short), "--resume",
+    # fewer epochs, another setting, or going on after the lr has decayed is a different run
+    for change in (["train.epochs=2", "train.cooldown_epochs=1"], ["train.lr=0.01"], ["train.epochs=4"]):
+        proc = mmbench(*args, *longer, *[a for c in change for a in ("--set", c)], "--out", str(short), "--resume",
                        data_root=data_root, check=False)
-        assert proc.returncode == 2 and "only train.epochs may grow" in proc.stderr
+        assert proc.returncode == 2 and "only train.epochs may grow" in proc.stderr, change
 
 
 @pytest.mark.parametrize("args, message", [

@@ -9,7 +9,7 @@ from mmbench import DatasetSpec, ModalitySpec
 from mmbench.data.base import MultimodalSplit
 from mmbench.api.registry import create_model
 from mmbench.objectives.subsets import all_subsets, mean_product_kl, product_of_experts, product_of_experts_per_point
-from mmbench.training.loop import train
+from mmbench.training.loop import learning_rate, train
 
 SPEC = DatasetSpec("polymnist", tuple(ModalitySpec(f"m{k}", "image", (3, 28, 28)) for k in range(3)), 10)
 
@@ -85,6 +85,23 @@ def test_warmup_ramps_the_learning_rate_and_epoch_hooks_join_the_history(tmp_pat
         moved[warmup] = (torch.cat([p.detach().flatten() for p in model.parameters()]) - before).abs().sum().item()
         assert [h["marker"] for h in result.history] == [1, 2] and [h["step"] for h in result.history] == [2, 4]
     assert moved[1000] < 0.1 * moved[0]
+
+
+def test_learning_rate_warms_up_holds_then_decays_linearly():
+    # 10 steps, 2 of warm-up, decay over the last 4: by hand
+    rates = [learning_rate(step, 1.0, 2, 6, 10) for step in range(10)]
+    assert rates == pytest.approx([0.5, 1.0, 1.0, 1.0, 1.0, 1.0, 1.0, 0.75, 0.5, 0.25])
+
+
+def test_cooldown_epochs_anneal_the_end_of_training(tmp_path):
+    """Decaying over both epochs moves the weights less than a constant rate, but still moves them."""
+    torch.manual_seed(0)
+    before = torch.cat([p.detach().flatten() for p in create_model("mopoe", SPEC, latent_dim=16).parameters()])
+    moved = {}
+    for cooldown in (0, 2):
+        model, _, _ = _train(tmp_path, f"cooldown{cooldown}", cooldown_epochs=cooldown)
+        moved[cooldown] = (torch.cat([p.detach().flatten() for p in model.parameters()]) - before).abs().sum().item()
+    assert 0 < moved[2] < 0.9 * moved[0]
 
 
 def test_amsgrad_trains_with_the_running_maximum_of_the_second_moments(tmp_path):

@@ -53,11 +53,11 @@ def reproduce_limitations(tier, seed, results, overrides, plan_only, report_only
             click.echo(f"{p.request.out.name}\t{p.experiment}\t{p.request.model}\t{p.request.dataset}\t{' '.join(p.request.overrides)}")
         return
     if report_only:
-        records, failures = collect(planned), {}
+        (records, stale), failures = collect(planned), {}
     else:
         outcome_line = lambda o: click.echo(f"{o.state} {o.name}" + (f": {o.error}" if o.error else f" ({o.seconds:.0f} s)"))
-        records, failures = execute(planned, sweep_executor(settings, results, outcome_line, click.echo))
-    text = report(records, failures, tier, write(draw(records, tier), results))
+        records, stale, failures = execute(planned, sweep_executor(settings, results, outcome_line, click.echo))
+    text = report(records, {**stale, **failures}, tier, write(draw(records, tier), results))
     atomic_write_bytes(results / "REPORT.md", text.encode())
     click.echo(text)
     click.echo(f"report: {results / 'REPORT.md'}")

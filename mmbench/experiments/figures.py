@@ -65,8 +65,13 @@ def draw(records: dict[str, dict | None], tier: str) -> list[Plot | str]:
 
 
 def write(drawn: list[Plot | str], results: Path) -> list[str]:
-    """Write the figures as RESULTS/figures/NAME.svg and .png; one REPORT.md line per claim (its
-    figure linked, or the note)."""
+    """Write the figures as RESULTS/figures/NAME.svg and .png, removing figures no longer drawn (a
+    claim whose runs went stale); one REPORT.md line per claim (its figure linked, or the note)."""
+    drawn_files = {f"{item.name}.{suffix}" for item in drawn if not isinstance(item, str) for suffix in ("svg", "png")}
+    if (results / FOLDER).is_dir():
+        for old in sorted((results / FOLDER).iterdir()):
+            if old.name not in drawn_files:
+                old.unlink()
     lines = []
     for item in drawn:
         if isinstance(item, str):

@@ -21,6 +21,7 @@ one short function per claim, kept beside the runs it judges.
 """
 from __future__ import annotations
 
+import json
 import math
 import re
 from dataclasses import dataclass
@@ -30,10 +31,10 @@ from typing import Callable
 from mmbench.api.options import parse_assignments
 from mmbench.errors import ConfigError, MMBenchError
 from mmbench.experiments import sweep
-from mmbench.experiments.runner import RunRequest
+from mmbench.experiments.runner import RunRequest, requested_config
 from mmbench.experiments.sweep import ExecutorSettings, Outcome, SweepSpec
 from mmbench.results.records import RESULT_FILE, read_record
-from mmbench.training.config import resolve_config
+from mmbench.training.config import resolve_config, with_added_settings
 
 QUALITY = "feature_distance/mean"  # lower is better; FID where the tier computes it
 COHERENCE = "coherence/conditional"
@@ -93,9 +94,10 @@ def run_name(model: str, dataset: str = "polymnist", sets: tuple[str, ...] = ())
 
 
 def synthetic_sets(m: int) -> tuple[str, ...]:
-    """The synthetic runs train on the whole set for 20 epochs and score the discrepancy alone,
-    whatever the tier's sample caps and metric list."""
-    return (f"dataset.num_modalities={m}", "train.epochs=20", "train.max_train_samples=null", 'eval.metrics=["discrepancy"]')
+    """The synthetic runs train on the whole set for 20 epochs at a constant learning rate and
+    score the discrepancy alone, whatever the tier's sample caps, schedule and metric list."""
+    return (f"dataset.num_modalities={m}", "train.epochs=20", "train.cooldown_epochs=0", "train.max_train_samples=null",
+            'eval.metrics=["discrepancy"]')
 
 
 def modality_sets(m: int) -> tuple[str, ...]:
@@ -294,7 +296,7 @@ def report(records: dict[str, dict | None], failures: dict[str, str], tier: str,
         parts.extend(f"- {line}" for line in lines)
         parts.append(f"\n{figure}\n")
     if failures:
-        parts.append("## Failed runs\n")
+        parts.append("## Failed or stale runs\n")
         parts.extend(f"- {name}: {error}" for name, error in sorted(failures.items()))
     return "\n".join(parts) + "\n"
 
@@ -315,18 +317,29 @@ def sweep_executor(settings: ExecutorSettings, results: Path, report: Callable[[
     return lambda todo: sweep.execute(spec, todo, report, announce)
 
 
-def execute(planned: list[PlannedRun], executor: Executor) -> tuple[dict[str, dict | None], dict[str, str]]:
+def execute(planned: list[PlannedRun], executor: Executor) -> tuple[dict[str, dict | None], dict[str, str], dict[str, str]]:
     """Run what is not finished yet through `executor` (finished runs skipped, started ones resumed)
-    and return records and failures by run name. Records are read back from the run directories,
-    so every executor, a SLURM array included, ends the same way."""
+    and return records, stale runs and failures by run name (see `collect`). Records are read back
+    from the run directories, so every executor, a SLURM array included, ends the same way."""
     done, todo = sweep.triage([p.request for p in planned])
     outcomes = done + executor(todo)
-    return collect(planned), {o.name: o.error for o in outcomes if o.state == "failed"}
+    return *collect(planned), {o.name: o.error for o in outcomes if o.state == "failed"}
 
 
-def collect(planned: list[PlannedRun]) -> dict[str, dict | None]:
-    """The records of the planned runs by run name, None for each run without one (failed, not run)."""
-    return {p.request.out.name: _record(p.request.out) for p in planned}
+STALE = "stale: its record was made with another config (an older tier recipe?); continue it with `mmbench run ... --resume` or rerun it"
+
+
+def collect(planned: list[PlannedRun]) -> tuple[dict[str, dict | None], dict[str, str]]:
+    """The records of the planned runs by run name, None for each run without one (failed, not
+    run) or with a stale one, whose config is not what the plan asks for now: a claim must not
+    compare a 60-epoch run with a 100-epoch one. Also the stale runs, each with why."""
+    records, stale = {}, {}
+    for p in planned:
+        name, record = p.request.out.name, _record(p.request.out)
+        if record is not None and with_added_settings(record["config"]) != json.loads(json.dumps(requested_config(p.request))):
+            record, stale[name] = None, STALE
+        records[name] = record
+    return records, stale
 
 
 def _record(run_dir: Path) -> dict | None:

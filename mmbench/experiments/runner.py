@@ -9,6 +9,7 @@ from __future__ import annotations
 import fcntl
 import hashlib
 import json
+import math
 import time
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -47,7 +48,7 @@ from mmbench.results.records import (
 from mmbench.results.regress import Entry
 from mmbench.results.store import StoredRecord
 from mmbench.training.checkpoint import load_checkpoint
-from mmbench.training.config import applied_recipe, resolve_config
+from mmbench.training.config import applied_recipe, resolve_config, with_added_settings
 from mmbench.training.loop import CHECKPOINT, train
 
 CONFIG_FILE = "config.json"
@@ -135,32 +136,41 @@ def pick_device(name: str) -> torch.device:
     return torch.device(name)
 
 
+def requested_config(request: RunRequest) -> dict:
+    """The full config a request resolves to: what its config.json and result record hold."""
+    config = resolve_config(request.model, request.dataset, request.tier, list(request.overrides))
+    return {"model_name": request.model, "dataset_name": request.dataset, "tier": request.tier, "seed": request.seed, **config}
+
+
 def plan(request: RunRequest) -> dict:
     """The resolved config of a request, checked against what its run directory already holds."""
-    config = resolve_config(request.model, request.dataset, request.tier, list(request.overrides))
-    config = {"model_name": request.model, "dataset_name": request.dataset, "tier": request.tier, "seed": request.seed, **config}
+    config = requested_config(request)
     run_dir = request.run_dir()
     if (run_dir / RESULT_FILE).exists() and not request.resume:
         raise MMBenchError(f"{run_dir} already holds a finished run; choose another --out (or --resume to rescore)")
     if (run_dir / CONFIG_FILE).exists():
         if not request.resume:
             raise MMBenchError(f"{run_dir} holds an unfinished run; add --resume to continue it or choose another --out")
-        previous = read_json(run_dir / CONFIG_FILE, "run config")
+        previous = with_added_settings(read_json(run_dir / CONFIG_FILE, "run config"))
         if previous != json.loads(json.dumps(config)) and not _continues(previous, config):
             raise MMBenchError(f"--resume: the config differs from the one {run_dir} was started with ({run_dir / CONFIG_FILE}); "
-                               "only train.epochs may grow")
+                               "only train.epochs may grow, on a run whose learning rate has not begun to decay")
     return config
 
 
 def _continues(previous: dict, config: dict) -> bool:
-    """Whether `config` is `previous` trained for more epochs. Training resumes to the identical
-    result and the learning rate is constant after warm-up, so a run continued from 60 to 100
-    epochs is the 100-epoch run (a learning-curve point it scored after a last epoch off the
-    `curve_every` grid stays in its history)."""
+    """Whether `config` is `previous` trained for more epochs: every other setting alike, and the
+    shorter run never left the stable phase of the longer one's learning rate (`learning_rate`).
+    Training resumes to the identical result, so a run continued from 60 to 100 epochs is the
+    100-epoch run (a learning-curve point it scored after a last epoch off the `curve_every` grid
+    stays in its history)."""
+    schedule = ("epochs", "cooldown_epochs")
     longer = json.loads(json.dumps(config))
-    epochs = longer["train"].pop("epochs")
-    shorter = {**previous, "train": {k: v for k, v in previous.get("train", {}).items() if k != "epochs"}}
-    return shorter == longer and epochs > previous.get("train", {}).get("epochs", epochs)
+    before, after = previous.get("train", {}), longer["train"]
+    stable_until = after["epochs"] - after["cooldown_epochs"]
+    same = {**previous, "train": {k: v for k, v in before.items() if k not in schedule}} == \
+        {**longer, "train": {k: v for k, v in after.items() if k not in schedule}}
+    return same and before.get("cooldown_epochs", 0) == 0 and before.get("epochs", math.inf) <= stable_until
 
 
 def run(request: RunRequest) -> dict:
@@ -191,7 +201,8 @@ def _run(request: RunRequest) -> dict:
         batch_size=config["train"]["batch_size"], lr=config["train"]["lr"], seed=request.seed, run_dir=run_dir,
         device=device, resume=request.resume, progress=request.progress,
         compile=config["train"]["compile"], precision=config["train"]["precision"],
-        warmup_steps=config["train"]["warmup_steps"], amsgrad=config["train"]["amsgrad"], on_epoch=_curve(ctx, config),
+        warmup_steps=config["train"]["warmup_steps"], cooldown_epochs=config["train"]["cooldown_epochs"],
+        amsgrad=config["train"]["amsgrad"], on_epoch=_curve(ctx, config),
         on_row=lambda row: [tracker.epoch(row) for tracker in trackers],
     )
     record = {

@@ -32,7 +32,7 @@ MARKERS = "osD^vP*Xh<>"
 @dataclass(frozen=True)
 class Plot:
     name: str
-    """File stem, e.g. `polymnist-quick-coherence-by-k`."""
+    """File stem, e.g. `polymnist-quick-v2-coherence-by-k`."""
     title: str
     svg: bytes
     png: bytes
@@ -51,12 +51,13 @@ def board_plots(boards: list[Board]) -> tuple[list[Plot], list[str]]:
 
 
 def _stems(boards: list[Board]) -> list[str]:
-    """File-safe, unique stems: dataset-tier, with -v2, -v3 for further metric-version groups."""
+    """File-safe, unique stems: dataset-tier-v<tier version>, with -2, -3 for further groups of
+    other metric or network versions."""
     stems, seen = [], {}
     for board in boards:
-        stem = re.sub(r"[^A-Za-z0-9_.-]+", "_", f"{board.dataset}-{board.tier}")
+        stem = re.sub(r"[^A-Za-z0-9_.-]+", "_", board.title.replace(" / ", "-").replace(" ", "-"))
         seen[stem] = seen.get(stem, 0) + 1
-        stems.append(stem if seen[stem] == 1 else f"{stem}-v{seen[stem]}")
+        stems.append(stem if seen[stem] == 1 else f"{stem}-{seen[stem]}")
     return stems
 
 

@@ -45,7 +45,9 @@ class Board:
 
     @property
     def title(self) -> str:
-        return f"{self.dataset} / {self.tier}"
+        """`polymnist / cpu v2`: the tier's recipe version tells apart boards of one tier."""
+        version = self.versions.get(f"tier:{self.tier}")
+        return f"{self.dataset} / {self.tier}" + ("" if version is None else f" v{version}")
 
     def rank(self, model: str) -> int | None:
         """1-based rank, or None for a model without the primary metric."""
@@ -79,7 +81,8 @@ def build_boards(records: list[StoredRecord]) -> list[Board]:
         else:
             boards.append((r["dataset"], r["tier"], dict(versions), [item]))
     groups = {(d, t, json.dumps(v, sort_keys=True)): items for d, t, v, items in boards}
-    order = sorted(groups, key=lambda g: (g[0], list(TIERS).index(g[1]), g[2]))
+    newest_first = lambda g: -json.loads(g[2]).get(f"tier:{g[1]}", 0)  # of one tier, the current recipe's board leads
+    order = sorted(groups, key=lambda g: (g[0], list(TIERS).index(g[1]), newest_first(g), g[2]))
     return [_board(*key, groups[key]) for key in order]
 
 

@@ -51,6 +51,7 @@ def train(
     compile: bool = False,
     precision: str = "fp32",
     warmup_steps: int = 0,
+    cooldown_epochs: int = 0,
     amsgrad: bool = False,
     on_step: Callable[[int], None] | None = None,
     on_epoch: Callable[[int], dict] | None = None,
@@ -58,8 +59,8 @@ def train(
 ) -> TrainResult:
     """Train `model` on `data`, checkpointing to run_dir/checkpoint.pt after every epoch.
 
-    `warmup_steps` ramps the learning rate linearly from lr/warmup_steps to lr over the first
-    optimizer steps (a function of the step count alone, so a resumed run replays it exactly).
+    The learning rate follows `learning_rate` (warm-up, constant, then a linear decay over the
+    last `cooldown_epochs`), a function of the step count alone, so a resumed run replays it exactly.
     `on_step(step)` is called after every optimizer step with the number of steps taken so far
     (the learning-curve benchmark scores the model there); `on_epoch(epoch)` after every epoch,
     its dict joining that epoch's history row, which the checkpoint keeps (so a learning curve
@@ -84,6 +85,7 @@ def train(
 
     n = len(data)
     steps = math.ceil(n / batch_size)
+    decay_from = (epochs - cooldown_epochs) * steps
     for epoch in range(start, epochs):
         model.train()
         began = time.perf_counter()
@@ -92,9 +94,8 @@ def train(
         bar = tqdm(range(steps), desc=f"epoch {epoch + 1}/{epochs}", disable=not progress, leave=False)
         for step in bar:
             done = epoch * steps + step
-            if done < warmup_steps:
-                for group in optimizer.param_groups:
-                    group["lr"] = lr * (done + 1) / warmup_steps
+            for group in optimizer.param_groups:
+                group["lr"] = learning_rate(done, lr, warmup_steps, decay_from, epochs * steps)
             xs = [x.to(device, non_blocking=True) for x in data.batch(order[step * batch_size:(step + 1) * batch_size])]
             with torch.autocast(device.type, dtype=torch.bfloat16, enabled=precision == "bf16"):
                 loss = loss_fn(xs).float()
@@ -106,9 +107,6 @@ def train(
             optimizer.zero_grad(set_to_none=True)
             loss.backward()
             optimizer.step()
-            if done + 1 == warmup_steps:
-                for group in optimizer.param_groups:
-                    group["lr"] = lr
             if on_step is not None:
                 on_step(done + 1)
             total += loss.item()
@@ -133,6 +131,18 @@ def train(
             state["cuda_rng"] = torch.cuda.get_rng_state(device)
         save_checkpoint(path, state)
     return TrainResult(epochs=epochs, seconds=seconds, history=history)
+
+
+def learning_rate(step: int, lr: float, warmup_steps: int, decay_from: int, total: int) -> float:
+    """Warm-up, stable, decay: from lr/warmup_steps up to lr over the first `warmup_steps` steps,
+    lr until step `decay_from`, then linearly down to lr/(total - decay_from) at the last step.
+    Annealing at the end lets a run settle (MoPoE's coherence plateaus under a constant lr), and a
+    run stopped in its stable phase can be continued into a longer one's decay."""
+    if step < warmup_steps:
+        return lr * (step + 1) / warmup_steps
+    if step >= decay_from:
+        return lr * (total - step) / (total - decay_from)
+    return lr
 
 
 def _restore(path: Path, model: MultimodalVAE, optimizer: torch.optim.Optimizer, shuffle: torch.Generator,
