@@ -89,7 +89,9 @@ def _curve(path: Path) -> dict:
     epochs, seconds = data["config"]["train"]["epochs"], data["timing"]["train_seconds"]
     # history rows are deterministic (no clock); epochs take equal time, so spread the total evenly
     rows = [{"train_seconds": seconds * r["epoch"] / epochs, **r} for r in data["train_history"] if HEADLINE in r]
-    return {"label": f"{data['model']} {data['tier']} tier (seed {data['seed']})", "rows": rows}
+    cooldown = data["config"]["train"].get("cooldown_epochs", 0)
+    schedule = f"lr decaying over the last {cooldown}" if cooldown else "constant lr"
+    return {"label": f"{data['model']} {data['tier']} tier, {epochs} epochs, {schedule} (seed {data['seed']})", "rows": rows}
 
 
 def plot(paths: list[Path], out: Path) -> None:
