@@ -26,8 +26,8 @@ class UnimodalVAEs(ExpertsVAE):
         logvar = torch.where(keep, logvar, 0.0).permute(0, 2, 1, 3).flatten(2)
         return Independent(Normal(mu, torch.exp(0.5 * logvar)), 1)
 
-    def decode(self, z, m):
-        return self.decoders[m](z[..., m * self.block:(m + 1) * self.block])
+    def decoder_latent(self, z, m):
+        return z[..., m * self.block:(m + 1) * self.block]
 
     def objective(self, xs):
         mu, logvar = self.experts(xs)

@@ -168,3 +168,18 @@ def test_log_marginal_helper_is_consistent():
     w, b, s = model.w[0], model.b[0], model.sigma[0]
     expected = Normal(b, (w ** 2 + s ** 2).sqrt()).log_prob(xs[0]).sum(-1)
     assert torch.allclose(model.log_marginal(xs, [0]), expected, atol=1e-5)
+
+
+@pytest.mark.parametrize("name", ["unimodal", "mvae", "mmvae", "mopoe", "mmvaeplus", "mvtcae", "mmjsd", "mmvm"])
+def test_each_baselines_log_likelihood_is_the_sum_of_its_decoders_densities(name):
+    """A model's direct density (the IWAE evaluator's) against the plain definition through
+    `decode`: sum_m log p(x_m | z). The unimodal VAEs' decoders each read their own latent block."""
+    from mmbench.api.registry import create_model
+
+    spec = DatasetSpec("polymnist", tuple(ModalitySpec(f"m{k}", "image", (3, 28, 28)) for k in range(3)), 10)
+    torch.manual_seed(0)
+    model = create_model(name, spec, **({} if name == "mmvaeplus" else {"latent_dim": 8})).eval()
+    xs = [torch.rand(4, 3, 28, 28) for _ in range(3)]
+    z = torch.randn(2, 4, model.latent_dim)
+    with torch.no_grad():
+        torch.testing.assert_close(model.log_likelihood(z, xs), MultimodalVAE.log_likelihood(model, z, xs), rtol=1e-5, atol=1e-2)

@@ -54,8 +54,13 @@ class ExpertsVAE(MultimodalVAE):
         components = self.expert_distribution(mu.permute(1, 0, 2).expand(shape), logvar.permute(1, 0, 2).expand(shape))
         return MixtureSameFamily(Categorical(logits=logits), components)
 
+    def decoder_latent(self, z: torch.Tensor, m: int) -> torch.Tensor:
+        """The part of z that decoder m reads: all of it here (the unimodal VAEs give each decoder
+        its own block). `decode` and the direct density of `log_likelihood` both go through it."""
+        return z
+
     def decode(self, z: torch.Tensor, m: int):
-        return self.decoders[m](z)
+        return self.decoders[m](self.decoder_latent(z, m))
 
     def log_likelihood(self, z: torch.Tensor, xs: Sequence[torch.Tensor], modalities: Sequence[int] | None = None) -> torch.Tensor:
         """sum_m log p(x_m | z) for latents (..., B, D), returns (..., B): Laplace images by their
@@ -66,7 +71,7 @@ class ExpertsVAE(MultimodalVAE):
         others = []
         for m in range(self.num_modalities) if modalities is None else modalities:
             if isinstance(self.decoders[m], LaplaceDecoder):  # direct density, x broadcast (not repeated)
-                total = total + self.decoders[m].log_likelihood(flat, xs[m])
+                total = total + self.decoders[m].log_likelihood(self.decoder_latent(flat, m), xs[m])
             else:
                 others.append(m)
         if others:
