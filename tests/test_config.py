@@ -43,3 +43,15 @@ def test_malformed_overrides_are_one_line_errors(item, message):
 def test_unknown_tier():
     with pytest.raises(ConfigError, match="unknown tier"):
         resolve_config("mopoe", "polymnist", "huge", [])
+
+
+def test_a_config_recorded_before_a_setting_existed_reads_as_having_its_old_value():
+    from mmbench.training.config import ADDED_SETTINGS, with_added_settings
+
+    current = resolve_config("mopoe", "polymnist", "cpu", [])
+    old = {section: {k: v for k, v in values.items() if (section, k) not in ADDED_SETTINGS} for section, values in current.items()}
+    assert old != current
+    filled = with_added_settings(old)
+    assert all(filled[section][key] == value for (section, key), value in ADDED_SETTINGS.items())
+    assert with_added_settings(current) == current  # a recorded value is kept (cpu v2 decays over 40 epochs)
+    assert with_added_settings(current)["train"]["cooldown_epochs"] == 40

@@ -51,9 +51,9 @@ TIERS: dict[str, dict[str, dict[str, Any]]] = {
     # minutes on 2 CPU cores. Too few steps for PolyMNIST's shared digit (coherence leaves chance
     # after ~3,000 steps), enough for the synthetic set, where the CI gate runs.
     "quick": _offline_tier(epochs=15, curve_every=0),
-    # 100 epochs (15,700 steps), the last 40 with a decaying lr, about 45 minutes per model on 2 CPU
-    # cores: under a constant lr MoPoE's coherence k=1 plateaus near 0.42 from epoch 70
-    # (benchmarks/curves/cpu-tier); a learning-curve point every 10 epochs.
+    # 100 epochs (15,700 steps), the last 40 with a decaying lr: MoPoE about 45 minutes on 2 CPU
+    # cores, the unimodal VAEs about twice that. Under a constant lr MoPoE's coherence k=1 plateaus
+    # near 0.42 from epoch 70 (benchmarks/curves/cpu-tier-schedule); a curve point every 10 epochs.
     "cpu": _offline_tier(epochs=100, curve_every=10, cooldown_epochs=40),
     # The paper's settings (60k/10k PolyMNIST, 300 epochs, batch 256), meant for a GPU.
     "full": {
