@@ -9,14 +9,18 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import pytest
+import torch
 from click.testing import CliRunner
 
+from mmbench import DatasetSpec, ModalitySpec
+from mmbench.api.registry import create_model
 from mmbench.experiments import sweep
 from mmbench.cli import cli
 from mmbench.errors import ConfigError, MMBenchError
 from mmbench.results.records import write_record
 from mmbench.experiments.reproduce import (
-    BETAS, COHERENCE, DELTA, DELTA_CLOSED, QUALITY, _spearman, beta_sets, claims, executor_settings, plan, report, run_name,
+    BETAS, COHERENCE, DELTA, DELTA_CLOSED, MODALITIES, QUALITY, QUALITY_OF_MODALITY, _spearman, beta_sets, claims,
+    executor_settings, gap_by_modalities, plan, report, run_name,
 )
 from mmbench.experiments.figures import FOLDER, draw, write
 from mmbench.experiments.runner import CONFIG_FILE, plan as plan_config, requested_config
@@ -51,7 +55,10 @@ def _scores(model: str, dataset: str, overrides: tuple[str, ...], quality=paper_
     if dataset == "synthetic":
         estimate, closed = delta(model, m, sets.get("subsample") == "false")
         return {DELTA: estimate, DELTA_CLOSED: closed}
-    return {QUALITY: quality(model, m, beta, dataset, sets), COHERENCE: coherence(model, m, beta, dataset)}
+    scores = {QUALITY: quality(model, m, beta, dataset, sets), COHERENCE: coherence(model, m, beta, dataset)}
+    if model == "unimodal":  # claims 2 and 6 read its per-modality scores
+        scores.update({QUALITY_OF_MODALITY.format(k): quality(model, m, beta, dataset, sets) for k in range(m)})
+    return scores
 
 
 def _records(planned, quality=paper_quality, coherence=paper_coherence, delta=paper_delta):
@@ -67,7 +74,7 @@ def _bytes(folder: Path) -> dict[str, bytes]:
 def test_plan_has_each_run_once_and_quick_overrides():
     planned = plan("quick", Path("/tmp/x"))
     names = [Path(p.request.out).name for p in planned]
-    assert len(names) == len(set(names)) == 34
+    assert len(names) == len(set(names)) == 31
     assert all("train.epochs=3" in p.request.overrides for p in planned if p.request.dataset != "synthetic")
     synthetic = [p for p in planned if p.request.dataset == "synthetic"]
     assert len(synthetic) == 7 and all('eval.metrics=["discrepancy"]' in p.request.overrides for p in synthetic)
@@ -122,6 +129,41 @@ def test_claims_on_models_at_chance_coherence_are_inconclusive():
     verdicts = [v for _, v, _ in claims(_records(planned, coherence=one_trained), "quick")]
     assert verdicts[:3] == ["supported"] * 3  # claims 1-3 judge only MMVAE and MoPoE runs (claim 1 shows the MVAEs beside them)
     assert "1 of the runs" in verdicts[3]  # claim 4 compares the MVAE across datasets
+
+
+def test_the_gap_by_modalities_reads_the_unimodal_runs_first_m_modalities():
+    planned = plan("quick", Path("/tmp/x"))
+    per_modality = [3.0, 1.0, 4.0, 1.0, 5.0]  # the unimodal VAEs' score on m0..m4
+    gap = {2: 0.5, 3: 0.7, 4: 0.9, 5: 1.1}
+    first_m = lambda m: sum(per_modality[:m]) / m
+    quality = lambda model, m, beta, ds, sets: first_m(m) + (0.0 if model == "unimodal" else gap[m])
+    records = _records(planned, quality)
+    records[run_name("unimodal")]["metrics"].update({QUALITY_OF_MODALITY.format(k): v for k, v in enumerate(per_modality)})
+    assert gap_by_modalities(records, "mopoe") == pytest.approx([gap[m] for m in MODALITIES])
+    assert not any("unimodal" in p.request.out.name and "num_modalities" in p.request.out.name for p in planned)
+    del records[run_name("unimodal")]["metrics"][QUALITY_OF_MODALITY.format(3)]  # M=4 and 5 need m3
+    assert [math.isnan(g) for g in gap_by_modalities(records, "mopoe")] == [False, False, True, True]
+
+
+def test_the_unimodal_vaes_learn_each_modality_from_its_own_terms_alone():
+    """What lets claims 2 and 6 read the unimodal run on all modalities for every M: the loss
+    gradient of modality 0's VAE does not change when the other modalities' data does."""
+    spec = DatasetSpec("toy", tuple(ModalitySpec(f"m{k}", "image", (3, 28, 28)) for k in range(3)), 10)
+    torch.manual_seed(0)
+    model = create_model("unimodal", spec, latent_dim=8)
+    own = [*model.encoders[0].parameters(), *model.decoders[0].parameters()]
+    data = torch.rand(2, 3, 4, 3, 28, 28, generator=torch.Generator().manual_seed(1))  # two versions of 3 modalities
+
+    def gradients(xs):
+        torch.manual_seed(2)  # the same noise draws
+        return torch.autograd.grad(model.loss(list(xs)), own)
+
+    same = gradients(data[0])
+    other = gradients([data[0][0], data[1][1], data[1][2]])
+    changed = gradients([data[1][0], data[0][1], data[0][2]])
+    for a, b, c in zip(same, other, changed, strict=True):
+        torch.testing.assert_close(a, b, rtol=0, atol=0)
+    assert any(not torch.equal(a, c) for a, c in zip(same, changed))  # and it does see its own data
 
 
 def test_spearman_matches_hand_values():
@@ -212,7 +254,7 @@ def test_cli_pool_executor_runs_only_unfinished_runs_and_resumes(tmp_path, monke
 
     first = CliRunner().invoke(cli, args)
     assert first.exit_code == 1, first.output
-    assert len(finished) == 7 and pools == [3] and f"running {34 - 7} run(s) in 3 worker process(es)" in first.output
+    assert len(finished) == 7 and pools == [3] and f"running {31 - 7} run(s) in 3 worker process(es)" in first.output
     assert sorted(ran) == sorted((name, name == started) for name in planned if name not in finished)
     assert f"failed {TRANSLATED[2]}: boom" in first.output
     text = (results / "REPORT.md").read_text()

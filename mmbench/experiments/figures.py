@@ -20,6 +20,7 @@ from mmbench.experiments.reproduce import (
     GAP_MODELS,
     MODALITIES,
     QUALITY,
+    QUALITY_OF_MODALITY,
     SUBSAMPLING,
     SYNTHETIC_MODALITIES,
     TRANSLATED_MODELS,
@@ -29,6 +30,7 @@ from mmbench.experiments.reproduce import (
     modality_sets,
     run_name,
     synthetic_sets,
+    unimodal_quality,
     value,
 )
 from mmbench.files import atomic_write_bytes
@@ -97,7 +99,9 @@ def _quality_gap(get: _Values) -> Plot | str:
 
 def _gap_by_modalities(get: _Values, models: tuple[str, ...] = SUBSAMPLING, name: str = "gap-by-modalities",
                        title: str = "Claim 2: quality gap by number of modalities") -> Plot | str:
-    series = {model: [get(QUALITY, model, sets=modality_sets(m)) - get(QUALITY, "unimodal", sets=modality_sets(m)) for m in MODALITIES]
+    for k in range(max(MODALITIES)):  # notes the unimodal run if it lacks a per-modality score
+        get(QUALITY_OF_MODALITY.format(k), "unimodal")
+    series = {model: [get(QUALITY, model, sets=modality_sets(m)) - unimodal_quality(get.records, m) for m in MODALITIES]
               for model in models}
     if get.missing:
         return get.note(name)
