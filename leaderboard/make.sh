@@ -29,7 +29,7 @@ python benchmarks/learning_curve.py --plot leaderboard/records/*/result.json --o
 # PolyMNIST runs of the same tier; claims missing a run stay inconclusive). Add runs with
 # `mmbench reproduce limitations --tier cpu --results leaderboard/reproduce-cpu` (hours on 2 cores).
 planned=$(mmbench reproduce limitations --tier cpu --plan-only | cut -f1)
-for record in leaderboard/records/*-polymnist-cpu-seed0; do
+for record in leaderboard/records/*-cpu-seed0; do
   [ -d "$record" ] || continue
   name=$(basename "$record" -cpu-seed0)
   if grep -qx "$name" <<< "$planned"; then ln -sfn "../records/$(basename "$record")" "leaderboard/reproduce-cpu/$name"; fi
