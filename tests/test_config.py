@@ -33,6 +33,10 @@ def test_overrides_bare_and_dotted_with_types():
     ("precision=fp16", "train.precision must be one of fp32, bf16"),
     ("cooldown_epochs=16", "between 0 and train.epochs"),
     ("cooldown_epochs=-1", "between 0 and train.epochs"),
+    ("train.epochs=null", "expected a int"),
+    ("cooldown_epochs=null", "expected a int"),
+    ("warmup_steps=null", "expected a int"),
+    ("latent_dim=null", "expected a int"),
 ])
 def test_malformed_overrides_are_one_line_errors(item, message):
     with pytest.raises(ConfigError, match=message) as info:
@@ -55,3 +59,24 @@ def test_a_config_recorded_before_a_setting_existed_reads_as_having_its_old_valu
     assert all(filled[section][key] == value for (section, key), value in ADDED_SETTINGS.items())
     assert with_added_settings(current) == current  # a recorded value is kept (cpu v2 decays over 40 epochs)
     assert with_added_settings(current)["train"]["cooldown_epochs"] == 40
+
+
+@pytest.mark.parametrize("tier", ["quick", "cpu", "full"])
+def test_settings_some_tier_leaves_unset_take_null_in_every_tier(tier):
+    config = resolve_config("mopoe", "polymnist", tier, ["eval.max_test_samples=null", "train.max_train_samples=null"])
+    assert config["eval"]["max_test_samples"] is None and config["train"]["max_train_samples"] is None
+
+
+def test_a_model_option_added_later_reads_as_its_old_value_in_that_models_records_only():
+    from mmbench.training.config import with_added_settings
+
+    def recorded(model):
+        config = {"model_name": model, **resolve_config(model, "polymnist", "cpu", [])}
+        config["model"] = {k: v for k, v in config["model"].items() if k not in ("posterior", "learn_prior")}
+        return config
+
+    assert with_added_settings(recorded("mmvae"))["model"] == {**recorded("mmvae")["model"], "posterior": "normal",
+                                                               "learn_prior": False}
+    assert with_added_settings(recorded("mopoe")) == recorded("mopoe")
+    laplace = {"model_name": "mmvae", **resolve_config("mmvae", "polymnist", "cpu", ["posterior=laplace", "objective=iwae"])}
+    assert with_added_settings(laplace)["model"]["posterior"] == "laplace"

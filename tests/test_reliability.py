@@ -295,6 +295,27 @@ def test_corrupt_checkpoint_for_evaluate_is_one_line_and_left_alone(tmp_path, da
     assert snapshot(out) == before
 
 
+def test_a_finished_run_missing_its_config_file_is_checked_against_its_record(tmp_path, data_root, finished_run):
+    out = copy_run(finished_run, tmp_path)
+    (out / "config.json").unlink()
+    before = snapshot(out)
+    with pytest.raises(MMBenchError) as caught:  # 1 epoch at latent 16 is another run, not a rescore of this one
+        run(request(out, data_root, model="mopoe", overrides=(*TINY, "train.epochs=1", "model.latent_dim=16"), resume=True))
+    one_line(caught.value, "the config differs")
+    assert snapshot(out) == before
+
+
+@pytest.mark.parametrize("text", ["[]", "null", '{"model_name": "mopoe", "train": 3}'])
+def test_a_config_file_that_is_not_a_run_config_is_one_line_and_left_alone(tmp_path, data_root, finished_run, text):
+    out = copy_run(finished_run, tmp_path)
+    (out / "config.json").write_text(text)
+    before = snapshot(out)
+    with pytest.raises(MMBenchError) as caught:
+        run(request(out, data_root, model="mopoe", overrides=(*TINY, "train.epochs=1"), resume=True))
+    one_line(caught.value, "does not hold a run config")
+    assert snapshot(out) == before
+
+
 @pytest.mark.slow
 def test_corrupt_result_record_through_cli_evaluate_and_leaderboard(tmp_path, data_root, finished_run):
     """The console script turns each of these into one line on stderr, exit status 2 (or a warning

@@ -10,6 +10,8 @@ import time
 import pytest
 import torch
 
+from mmbench.training.checkpoint import load_checkpoint, save_checkpoint
+
 TINY = [
     "--set", "dataset.n_train=256", "--set", "dataset.n_test=100", "--set", "model.latent_dim=16",
     "--set", "train.batch_size=64", "--set", "eval.unconditional_samples=100", "--set", "eval.batch_size=100",
@@ -73,20 +75,47 @@ def test_kill_and_resume_gives_the_same_scores(tmp_path, data_root):
 
 
 def test_a_finished_run_continued_for_more_epochs_is_the_longer_run(tmp_path, data_root):
-    args = ["run", "--model", "mopoe", "--dataset", "polymnist", "--quiet", *TINY]
+    args = ["run", "--model", "mopoe", "--dataset", "polymnist", "--quiet", *TINY, "--set", "train.warmup_steps=0"]
     longer = ["--set", "train.epochs=3", "--set", "train.cooldown_epochs=1"]  # the lr decays over the last epoch
     mmbench(*args, *longer, "--out", str(tmp_path / "long"), data_root=data_root)
     short = tmp_path / "short"
     mmbench(*args, "--set", "train.epochs=2", "--out", str(short), data_root=data_root)
+    finished = json.loads((short / "result.json").read_text())
     mmbench(*args, *longer, "--out", str(short), "--resume", data_root=data_root)
     long, continued = (json.loads((tmp_path / d / "result.json").read_text()) for d in ("long", "short"))
     assert continued["metrics"] == long["metrics"] and continued["train_history"] == long["train_history"]
     assert json.loads((short / "config.json").read_text())["train"]["epochs"] == 3
+    # the 2-epoch run is kept beside it, record and weights
+    assert json.loads((short / "result.epochs2.json").read_text()) == finished
+    assert load_checkpoint(short / "checkpoint.epochs2.pt")["epoch"] == 2
     # fewer epochs, another setting, or going on after the lr has decayed is a different run
     for change in (["train.epochs=2", "train.cooldown_epochs=1"], ["train.lr=0.01"], ["train.epochs=4"]):
         proc = mmbench(*args, *longer, *[a for c in change for a in ("--set", c)], "--out", str(short), "--resume",
                        data_root=data_root, check=False)
         assert proc.returncode == 2 and "only train.epochs may grow" in proc.stderr, change
+
+
+def test_a_continuation_that_stops_early_loses_nothing(tmp_path, data_root):
+    args = ["run", "--model", "mopoe", "--dataset", "polymnist", "--quiet", *TINY, "--out", str(tmp_path / "run")]
+    mmbench(*args, "--set", "train.epochs=1", data_root=data_root)
+    run = tmp_path / "run"
+    finished = json.loads((run / "result.json").read_text())
+    env = {**os.environ, "MMBENCH_DATA": str(data_root)}
+    proc = subprocess.Popen([sys.executable, "-m", "mmbench.cli", *args, "--set", "train.epochs=40", "--resume"], env=env,
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    deadline = time.time() + 300
+    while not (run / "result.epochs1.json").exists() and time.time() < deadline and proc.poll() is None:
+        time.sleep(0.02)
+    proc.send_signal(signal.SIGKILL)
+    proc.wait()
+    assert not (run / "result.json").exists(), "the continuation finished before it could be killed"
+    assert json.loads((run / "result.epochs1.json").read_text()) == finished
+    assert load_checkpoint(run / "checkpoint.epochs1.pt")["epoch"] == 1
+    # a record never scores weights it does not describe
+    (run / "result.epochs1.json").rename(run / "result.json")
+    save_checkpoint(run / "checkpoint.pt", {**load_checkpoint(run / "checkpoint.epochs1.pt"), "epoch": 7})
+    proc = mmbench("evaluate", str(run), data_root=data_root, check=False)
+    assert proc.returncode == 2 and "holds epoch 7, not the 1" in proc.stderr and "Traceback" not in proc.stderr
 
 
 @pytest.mark.parametrize("args, message", [

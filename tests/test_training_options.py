@@ -91,6 +91,8 @@ def test_learning_rate_warms_up_holds_then_decays_linearly():
     # 10 steps, 2 of warm-up, decay over the last 4: by hand
     rates = [learning_rate(step, 1.0, 2, 6, 10) for step in range(10)]
     assert rates == pytest.approx([0.5, 1.0, 1.0, 1.0, 1.0, 1.0, 1.0, 0.75, 0.5, 0.25])
+    # 6 steps, 4 of warm-up, decay over the last 4: the overlap takes both factors
+    assert [learning_rate(step, 1.0, 4, 2, 6) for step in range(6)] == pytest.approx([0.25, 0.5, 0.75, 0.75, 0.5, 0.25])
 
 
 def test_cooldown_epochs_anneal_the_end_of_training(tmp_path):

@@ -2,7 +2,8 @@
 
 A run owns one directory. It never overwrites finished work: a directory with a result needs a
 new `--out`, one with an unfinished run needs `--resume`, and resuming checks the config matches
-(except that `train.epochs` may grow: `--resume` then continues a finished run for more epochs).
+(except that `train.epochs` may grow: `--resume` then continues a finished run for more epochs,
+keeping its record and checkpoint beside the new ones).
 """
 from __future__ import annotations
 
@@ -30,7 +31,7 @@ from mmbench.evaluation.evaluators import (
 )
 from mmbench.evaluation.samples import save_sample_grids
 from mmbench.experiments.tracking import check_trackers, open_trackers
-from mmbench.files import atomic_write_json, read_json
+from mmbench.files import atomic_write_bytes, atomic_write_json, read_json
 from mmbench.metrics.quality_gap import (
     REFERENCE_MODEL,
     QualityGap,
@@ -48,7 +49,7 @@ from mmbench.results.records import (
 from mmbench.results.regress import Entry
 from mmbench.results.store import StoredRecord
 from mmbench.training.checkpoint import load_checkpoint
-from mmbench.training.config import applied_recipe, resolve_config, with_added_settings
+from mmbench.training.config import SECTIONS, applied_recipe, resolve_config, with_added_settings
 from mmbench.training.loop import CHECKPOINT, train
 
 CONFIG_FILE = "config.json"
@@ -148,14 +149,42 @@ def plan(request: RunRequest) -> dict:
     run_dir = request.run_dir()
     if (run_dir / RESULT_FILE).exists() and not request.resume:
         raise MMBenchError(f"{run_dir} already holds a finished run; choose another --out (or --resume to rescore)")
-    if (run_dir / CONFIG_FILE).exists():
+    recorded = _recorded_config(run_dir)
+    if recorded is not None:
         if not request.resume:
             raise MMBenchError(f"{run_dir} holds an unfinished run; add --resume to continue it or choose another --out")
-        previous = with_added_settings(read_json(run_dir / CONFIG_FILE, "run config"))
+        previous = with_added_settings(recorded)
         if previous != json.loads(json.dumps(config)) and not _continues(previous, config):
             raise MMBenchError(f"--resume: the config differs from the one {run_dir} was started with ({run_dir / CONFIG_FILE}); "
                                "only train.epochs may grow, on a run whose learning rate has not begun to decay")
     return config
+
+
+def _recorded_config(run_dir: Path) -> dict | None:
+    """The config a run directory was started with (config.json, else its record's), or None."""
+    if (run_dir / CONFIG_FILE).exists():
+        config, source = read_json(run_dir / CONFIG_FILE, "run config"), run_dir / CONFIG_FILE
+    elif (run_dir / RESULT_FILE).exists():
+        config, source = read_record(run_dir / RESULT_FILE)["config"], run_dir / RESULT_FILE
+    else:
+        return None
+    if not isinstance(config, dict) or not all(isinstance(config.get(section), dict) for section in SECTIONS):
+        raise MMBenchError(f"{source} does not hold a run config (an object with {', '.join(SECTIONS)} sections)")
+    return config
+
+
+def _set_aside_finished(run_dir: Path, config: dict) -> None:
+    """Before a finished run is continued for more epochs, its record and checkpoint are kept as
+    result.epochsN.json and checkpoint.epochsN.pt: a continuation that stops early loses nothing,
+    and no result.json is left describing weights it did not score."""
+    if not (run_dir / RESULT_FILE).exists():
+        return
+    finished = read_record(run_dir / RESULT_FILE)["config"]["train"]["epochs"]
+    if finished == config["train"]["epochs"]:  # resuming a finished run only rescores it
+        return
+    if (run_dir / CHECKPOINT).exists():
+        atomic_write_bytes(run_dir / f"checkpoint.epochs{finished}.pt", (run_dir / CHECKPOINT).read_bytes())
+    (run_dir / RESULT_FILE).replace(run_dir / f"result.epochs{finished}.json")
 
 
 def _continues(previous: dict, config: dict) -> bool:
@@ -194,6 +223,7 @@ def _run(request: RunRequest) -> dict:
     chosen_evaluators(ctx, _evaluator_names(config["eval"]["metrics"]))  # a metric typo fails before training
     check_trackers(list(request.log))
     run_dir.mkdir(parents=True, exist_ok=True)
+    _set_aside_finished(run_dir, config)
     atomic_write_json(run_dir / CONFIG_FILE, config)
     trackers = open_trackers(list(request.log), run_dir, run_dir.name, config)
     trained = train(
@@ -250,6 +280,9 @@ def _rescore(run_dir: Path, metrics: list[str] | None, data_root: Path | None, d
     dataset = get_dataset(record["dataset"], data_root, **config["dataset"])
     model = create_model(record["model"], dataset.spec, **config["model"])
     state = load_checkpoint(run_dir / CHECKPOINT)
+    if state.get("epoch") != config["train"]["epochs"]:
+        raise MMBenchError(f"{run_dir / CHECKPOINT} holds epoch {state.get('epoch')}, not the {config['train']['epochs']} "
+                           f"its record was scored at; finish the run with `mmbench run ... --out {run_dir} --resume`")
     try:
         model.load_state_dict(state["model"])
     except (KeyError, TypeError, RuntimeError) as exc:

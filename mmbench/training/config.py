@@ -81,6 +81,8 @@ SECTIONS = ("model", "dataset", "train", "eval")
 ADDED_SETTINGS = {("train", "amsgrad"): False, ("train", "cooldown_epochs"): 0, ("eval", "judge"): "mmbench",
                   ("eval", "official_classifiers"): None, ("eval", "official_sha256"): None}
 """Settings added after runs had been recorded, each with the value every run made before it had."""
+ADDED_MODEL_OPTIONS = {"mmvae": {"posterior": "normal", "learn_prior": False}}
+"""Likewise for options a model gained later, per model (its records' `model_name`)."""
 
 
 def with_added_settings(config: dict[str, Any]) -> dict[str, Any]:
@@ -90,6 +92,9 @@ def with_added_settings(config: dict[str, Any]) -> dict[str, Any]:
     for (section, key), value in ADDED_SETTINGS.items():
         if isinstance(out.get(section), dict):
             out[section].setdefault(key, value)
+    for key, value in ADDED_MODEL_OPTIONS.get(out.get("model_name"), {}).items():
+        if isinstance(out.get("model"), dict):
+            out["model"].setdefault(key, value)
     return out
 
 
@@ -149,8 +154,14 @@ def _parse_override(item: str, config: dict) -> tuple[str, str, Any]:
     return section, name, value
 
 
+NULLABLE = {f"{section}.{key}" for tier in TIERS.values() for section, settings in tier.items()
+            for key, value in settings.items() if value is None}
+"""Settings some tier leaves unset (null: no cap, the default list, ...), so `--set KEY=null` is
+meaningful in every tier; any other setting refuses null rather than crash on it later."""
+
+
 def _coerce(key: str, value: Any, default: Any) -> Any:
-    if default is None or value is None:
+    if default is None or (value is None and key in NULLABLE):
         return value
     if isinstance(default, bool):
         if isinstance(value, bool):

@@ -137,12 +137,11 @@ def learning_rate(step: int, lr: float, warmup_steps: int, decay_from: int, tota
     """Warm-up, stable, decay: from lr/warmup_steps up to lr over the first `warmup_steps` steps,
     lr until step `decay_from`, then linearly down to lr/(total - decay_from) at the last step.
     Annealing at the end lets a run settle (MoPoE's coherence plateaus under a constant lr), and a
-    run stopped in its stable phase can be continued into a longer one's decay."""
-    if step < warmup_steps:
-        return lr * (step + 1) / warmup_steps
-    if step >= decay_from:
-        return lr * (total - step) / (total - decay_from)
-    return lr
+    run stopped in its stable phase can be continued into a longer one's decay. Where warm-up and
+    decay overlap (a run shorter than its warm-up), both factors apply."""
+    warmup = min(1.0, (step + 1) / warmup_steps) if warmup_steps else 1.0
+    decay = (total - step) / (total - decay_from) if step >= decay_from else 1.0
+    return lr * warmup * decay
 
 
 def _restore(path: Path, model: MultimodalVAE, optimizer: torch.optim.Optimizer, shuffle: torch.Generator,
