@@ -4,7 +4,9 @@ from __future__ import annotations
 import copy
 from pathlib import Path
 
+from mmbench.errors import MMBenchError
 from mmbench.results.records import SCHEMA_VERSION, write_record
+from mmbench.training.config import resolve_config
 
 VERSIONS = {"coherence/conditional": 1, "coherence/unconditional": 1}
 
@@ -22,7 +24,7 @@ def make_record(model: str = "mvae", seed: int = 0, dataset: str = "polymnist", 
         "dataset": dataset,
         "tier": tier,
         "seed": seed,
-        "config": {"model_name": model, "dataset_name": dataset, "tier": tier, "seed": seed},
+        "config": {"model_name": model, "dataset_name": dataset, "tier": tier, "seed": seed, **_sections(model, dataset, tier)},
         "metrics": scores,
         "metric_versions": dict(VERSIONS),
         "classifier_accuracy": {f"m{i}": 0.98 for i in range(5)},
@@ -37,6 +39,14 @@ def make_record(model: str = "mvae", seed: int = 0, dataset: str = "polymnist", 
     }
     record.update(copy.deepcopy(fields))
     return record
+
+
+def _sections(model: str, dataset: str, tier: str) -> dict:
+    """The config sections a run of a known model and dataset resolves to (none for made-up names)."""
+    try:
+        return resolve_config(model, dataset, tier, [])
+    except MMBenchError:
+        return {}
 
 
 def write(results: Path, record: dict, name: str | None = None) -> Path:

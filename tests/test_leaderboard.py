@@ -107,6 +107,19 @@ def test_duplicate_seed_keeps_the_newest_and_reports_the_other(tmp_path):
     assert [p.path for p in problems] == ["a-old/result.json"] and "duplicate" in problems[0].reason
 
 
+def test_a_rerun_seed_that_adds_a_metric_is_counted_once(tmp_path):
+    """Two records of one seed whose versions differ without clashing (the newer adds a metric)
+    share a board; the newer stands for the seed, which is not counted twice."""
+    old = make_record("mvae", 0, coherence=0.2)
+    new = make_record("mvae", 0, coherence=0.6, metrics={"latent_probe/k=1": 0.5},
+                      metric_versions={"coherence/conditional": 1, "coherence/unconditional": 1, "latent_probe": 2})
+    new["provenance"]["created"] = "2026-01-01T00:00:00+00:00"
+    write(tmp_path, old, "a-old")
+    write(tmp_path, new, "b-new")
+    [board], _ = _boards(tmp_path)
+    assert board.seeds["mvae"] == 1 and board.mean.at["mvae", "coherence/unconditional"] == pytest.approx(0.3)
+
+
 # --- text formats ---------------------------------------------------------------------------
 
 GOLDEN_MARKDOWN = """\

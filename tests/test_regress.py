@@ -129,7 +129,7 @@ def test_run_makes_only_the_missing_runs(results, tmp_path, monkeypatch):
 
     def fake_run(request):
         calls.append(request)
-        record = make_record(request.model, request.seed, coherence=0.6)
+        record = make_record(request.model, request.seed, coherence=0.6, config=runner.requested_config(request))
         write(request.out.parent, record, request.out.name)
         return record
 
@@ -142,6 +142,51 @@ def test_run_makes_only_the_missing_runs(results, tmp_path, monkeypatch):
     assert result.exit_code == 0, result.output
     assert [(c.model, c.seed, c.overrides, c.device, c.progress) for c in calls] == [("mvae", 1, ("train.epochs=1",), "cpu", False)]
     assert calls[0].out == results / "mvae-polymnist-quick-seed1"
+
+
+def test_a_record_made_with_another_config_than_the_entry_is_stale(results, tmp_path):
+    metric = {"coherence/unconditional": {"value": 0.3, "abs_tol": 0.01}}
+    assert _verdicts(_check(results, _reference(tmp_path, [_entry(metric)])).output) == {"coherence/unconditional": "ok"}
+    other = _check(results, _reference(tmp_path, [_entry(metric, overrides=["train.epochs=1"])]))  # say, an old run
+    assert other.exit_code == 1 and _verdicts(other.output) == {"coherence/unconditional": "STALE"}
+
+
+@pytest.mark.parametrize("entries, fragment", [
+    ([], "non-empty list"),
+    ([_entry({})], "at least one metric"),
+    ([_entry({"coherence/conditional": {"value": 0.5, "abs_tol": 0.1}}, seed=-1)], "seed >= 0"),
+    ([_entry({"fid/m0": {"value": 40.0, "abs_tol": 1.0, "higher_is_better": True}})], "lower-is-better"),
+])
+def test_a_reference_that_would_check_nothing_or_the_wrong_way_is_refused(tmp_path, entries, fragment):
+    with pytest.raises(MMBenchError, match=fragment):
+        load_reference(_reference(tmp_path, entries))
+
+
+def test_a_model_that_fails_its_run_fails_the_gate_and_the_other_runs_still_run(results, tmp_path, monkeypatch):
+    from mmbench.errors import TrainingError
+    from mmbench.experiments import runner
+    ran = []
+
+    def fake_run(request):
+        ran.append(request.seed)
+        if request.seed == 1:
+            raise TrainingError("non-finite loss at epoch 1")
+        record = make_record(request.model, request.seed, coherence=0.6, config=runner.requested_config(request))
+        write(request.out.parent, record, request.out.name)
+        return record
+
+    monkeypatch.setattr(runner, "run", fake_run)
+    metric = {"coherence/unconditional": {"value": 0.3, "abs_tol": 0.01}}
+    reference = _reference(tmp_path, [_entry(metric, seed=1), _entry(metric, seed=2)])
+    result = CliRunner().invoke(regress, ["--reference", reference, "--results", str(results), "--run", "--device", "cpu"])
+    assert result.exit_code == 1 and ran == [1, 2]
+    assert "FAILED" in result.output and "non-finite loss" in result.output and "1 missing" in result.output
+
+
+def test_a_band_of_nan_width_is_never_written(results, tmp_path):
+    written = CliRunner().invoke(regress, ["--write-reference", str(tmp_path / "r.json"), "--results", str(results), "--abs-tol", "nan"])
+    assert isinstance(written.exception, MMBenchError) and "finite" in str(written.exception)
+    assert not (tmp_path / "r.json").exists()
 
 
 def test_usage_errors(results, tmp_path):

@@ -63,14 +63,18 @@ def regress(reference: Path | None, results: Path | None, run_missing: bool, dat
         if not run_missing:
             raise click.UsageError("give --results DIR, or --run to make the runs")
         results = Path("runs/regress")
+    configs = {entry.run_key: runner.requested_config(runner.entry_request(entry, results)) for entry in entries}
     if run_missing:
         results.mkdir(parents=True, exist_ok=True)
         records, _ = load_results(results)
-        for made in runner.run_missing(entries, records, results, data_root, device):
-            click.echo(f"ran {made}", err=True)
+        made, failures = runner.run_missing(entries, records, results, data_root, device)
+        for run_dir in made:
+            click.echo(f"ran {run_dir}", err=True)
+        for run_dir, why in failures.items():
+            click.echo(f"FAILED {run_dir}: {why}", err=True)
     records, problems = load_results(results)
     report_bad_records(problems, strict)
-    rows = checks.compare(entries, records)
+    rows = checks.compare(entries, records, configs)
     click.echo(checks.report(rows), nl=False)
     if checks.failed(rows):
         raise SystemExit(1)

@@ -22,7 +22,7 @@ import torch
 from mmbench.api.registry import create_model, get_dataset
 from mmbench.data.cache import default_data_root
 from mmbench.api.options import parse_assignment
-from mmbench.errors import ConfigError, MMBenchError
+from mmbench.errors import ConfigError, DataError, MMBenchError
 from mmbench.evaluation.evaluators import (
     EvalContext,
     chosen_evaluators,
@@ -113,20 +113,33 @@ def run_name(model: str, dataset: str, tier: str, seed: int, overrides: tuple[st
     return f"{name}-{hashlib.sha256(json.dumps(sorted(overrides)).encode()).hexdigest()[:8]}"
 
 
+def entry_request(entry: Entry, results: Path, data_root: Path | None = None, device: str = "auto") -> RunRequest:
+    """The run a regression-reference entry stands for, in `results/<run_name>`."""
+    out = results / run_name(entry.model, entry.dataset, entry.tier, entry.seed)
+    return RunRequest(entry.model, entry.dataset, entry.tier, entry.seed, entry.overrides, out, data_root, device,
+                      resume=(out / CONFIG_FILE).exists(), progress=False)
+
+
 def run_missing(entries: list[Entry], records: list[StoredRecord], results: Path,
-                data_root: Path | None, device: str) -> list[Path]:
+                data_root: Path | None, device: str) -> tuple[list[Path], dict[Path, str]]:
     """Run every regression-reference entry without a record into `results/<run_name>` (resuming a
-    started one); returns the run directories made."""
+    started one); returns the run directories made and, for runs that failed, why. A model that
+    fails (a non-finite loss, a record out of bounds, a plugin that breaks) is the gate's finding,
+    so the other entries still run; bad input (config, data) stops the gate."""
     have = {s.run_key for s in records}
-    made = []
+    made, failures = [], {}
     for entry in entries:
         if entry.run_key in have:
             continue
-        out = results / run_name(entry.model, entry.dataset, entry.tier, entry.seed)
-        run(RunRequest(entry.model, entry.dataset, entry.tier, entry.seed, entry.overrides, out,
-                       data_root, device, resume=(out / CONFIG_FILE).exists(), progress=False))
-        made.append(out)
-    return made
+        request = entry_request(entry, results, data_root, device)
+        try:
+            run(request)
+            made.append(request.run_dir())
+        except (ConfigError, DataError):
+            raise
+        except MMBenchError as exc:
+            failures[request.run_dir()] = str(exc)
+    return made, failures
 
 
 def pick_device(name: str) -> torch.device:

@@ -18,7 +18,7 @@ from scipy.special import stdtrit
 
 from mmbench.metrics.families import PRIMARY_METRIC, column_order, summaries
 from mmbench.results.records import compatibility
-from mmbench.results.store import StoredRecord
+from mmbench.results.store import StoredRecord, newest_per_run
 from mmbench.training.config import TIERS
 
 TRAIN_SECONDS = "train_seconds"
@@ -65,7 +65,7 @@ def mean_ci95(values: list[float] | np.ndarray) -> tuple[float, float]:
 
 
 def build_boards(records: list[StoredRecord]) -> list[Board]:
-    """Aggregate records (one per run; see store.latest_per_run) into sorted boards."""
+    """Aggregate records (one per run and versions; see store.latest_per_run) into sorted boards."""
     # Records share a board unless a metric they both report has different versions: a model
     # that lacks a metric (the unimodal VAE has no quality gap) still ranks with the others; records
     # judged by different classifiers (a `judge:` key) never share one.
@@ -80,7 +80,9 @@ def build_boards(records: list[StoredRecord]) -> list[Board]:
                 break
         else:
             boards.append((r["dataset"], r["tier"], dict(versions), [item]))
-    groups = {(d, t, json.dumps(v, sort_keys=True)): items for d, t, v, items in boards}
+    # records of one seed whose versions differ but never clash (a rerun that adds a metric) meet on
+    # one board: the newest stands for the seed, which is never counted twice
+    groups = {(d, t, json.dumps(v, sort_keys=True)): list(newest_per_run(items).values()) for d, t, v, items in boards}
     newest_first = lambda g: -json.loads(g[2]).get(f"tier:{g[1]}", 0)  # of one tier, the current recipe's board leads
     order = sorted(groups, key=lambda g: (g[0], list(TIERS).index(g[1]), newest_first(g), g[2]))
     return [_board(*key, groups[key]) for key in order]

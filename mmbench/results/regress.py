@@ -18,10 +18,12 @@ family. A higher-is-better metric regresses when current < value - tol, a lower-
 current > value + tol; beyond the band the other way is "improved" and passes. A run or metric
 absent from the results is "missing", and a metric whose version differs from the reference's, or
 a record whose score versions (networks, tier recipe, model) differ, is "STALE" (the reference
-must be regenerated); both fail like a regression.
+must be regenerated), as is a record made with another config than the entry resolves to (its
+`overrides`: say, an old run left in the results folder); both fail like a regression.
 """
 from __future__ import annotations
 
+import json
 import math
 from dataclasses import dataclass
 from pathlib import Path
@@ -33,7 +35,8 @@ from mmbench.files import read_json
 from mmbench.errors import MMBenchError
 from mmbench.metrics.families import higher_is_better
 from mmbench.results.records import compatibility
-from mmbench.results.store import StoredRecord
+from mmbench.results.store import StoredRecord, newest_per_run
+from mmbench.training.config import with_added_settings
 
 REFERENCE_SCHEMA = 1
 FAILING = ("REGRESSION", "missing", "STALE")
@@ -85,8 +88,8 @@ def load_reference(path: str | Path) -> list[Entry]:
     data = read_json(path, "reference file")
     if not isinstance(data, dict) or data.get("schema") != REFERENCE_SCHEMA:
         raise MMBenchError(f"{path}: field 'schema' must be {REFERENCE_SCHEMA}")
-    if not isinstance(data.get("entries"), list):
-        raise MMBenchError(f"{path}: field 'entries' must be a list")
+    if not isinstance(data.get("entries"), list) or not data["entries"]:
+        raise MMBenchError(f"{path}: field 'entries' must be a non-empty list (an empty reference would check nothing)")
     return [_entry(e, f"{path}: entries[{i}]") for i, e in enumerate(data["entries"])]
 
 
@@ -96,6 +99,8 @@ def _entry(raw: Any, where: str) -> Entry:
     for key, kind in (("model", str), ("dataset", str), ("tier", str), ("seed", int), ("metrics", dict)):
         if not isinstance(raw.get(key), kind) or isinstance(raw.get(key), bool):
             raise MMBenchError(f"{where}.{key} must be {kind.__name__}")
+    if raw["seed"] < 0 or not raw["metrics"]:
+        raise MMBenchError(f"{where} needs a seed >= 0 and at least one metric")
     overrides = raw.get("overrides", [])
     if not isinstance(overrides, list) or not all(isinstance(o, str) for o in overrides):
         raise MMBenchError(f"{where}.overrides must be a list of KEY=VALUE strings")
@@ -115,9 +120,13 @@ def _expectation(name: str, spec: Any, where: str) -> Expectation:
     if len(tolerances) != 1 or not _finite(spec[tolerances[0]]) or spec[tolerances[0]] < 0:
         raise MMBenchError(f"{where} needs exactly one of abs_tol, rel_tol, a number >= 0")
     tol = spec["abs_tol"] if "abs_tol" in spec else spec["rel_tol"] * abs(spec["value"])
-    direction = spec.get("higher_is_better", higher_is_better(name))
+    known = higher_is_better(name)
+    direction = spec.get("higher_is_better", known)
     if not isinstance(direction, bool):
         raise MMBenchError(f"{where}.higher_is_better must be true or false (unknown metric family, so it must be given)")
+    if known is not None and direction != known:
+        raise MMBenchError(f"{where}.higher_is_better is {str(direction).lower()}, but {name} is "
+                           f"{'higher' if known else 'lower'}-is-better")
     return Expectation(float(spec["value"]), float(tol), direction)
 
 
@@ -135,15 +144,10 @@ def _score_versions(record: dict) -> dict[str, int]:
     return {k: v for k, v in compatibility(record).items() if k not in record["metric_versions"]}
 
 
-def newest_per_run(records: list[StoredRecord]) -> dict[tuple[str, str, str, int], dict]:
-    """The newest record of each run, where a run has records of several metric versions."""
-    newest_last = sorted(records, key=lambda s: (str(s.record["provenance"].get("created", "")), s.path))
-    return {s.run_key: s.record for s in newest_last}
-
-
-def compare(entries: list[Entry], records: list[StoredRecord]) -> list[dict]:
-    """One row per (entry, metric): reference, current, band and verdict, in reference order."""
-    by_run = newest_per_run(records)
+def compare(entries: list[Entry], records: list[StoredRecord], configs: dict[tuple, dict] | None = None) -> list[dict]:
+    """One row per (entry, metric): reference, current, band and verdict, in reference order.
+    `configs`: the config each entry's run resolves to (by run key), which its record must hold."""
+    by_run = {key: item.record for key, item in newest_per_run(records).items()}
     rows = []
     for entry in entries:
         record = by_run.get(entry.run_key)
@@ -154,6 +158,8 @@ def compare(entries: list[Entry], records: list[StoredRecord]) -> list[dict]:
             elif entry.metric_versions is not None and _version(entry.metric_versions, metric) != _version(record["metric_versions"], metric):
                 verdict = "STALE"
             elif entry.score_versions is not None and entry.score_versions != _score_versions(record):
+                verdict = "STALE"
+            elif configs is not None and with_added_settings(record["config"]) != json.loads(json.dumps(configs[entry.run_key])):
                 verdict = "STALE"
             else:
                 verdict = expected.verdict(current)
@@ -192,13 +198,15 @@ def reference_from_records(records: list[StoredRecord], produced_by: str, abs_to
     spread: their mean ± max(K · sample std, abs_tol), which needs at least 3 seeds per model.
     Returns the reference and the metrics left out because their family has no known direction.
     """
+    if any(v is not None and not math.isfinite(v) for v in (abs_tol, rel_tol, spread)):
+        raise MMBenchError("--abs-tol, --rel-tol and --spread must be finite numbers")
     if spread is not None:
         if spread <= 0 or rel_tol is not None or (abs_tol is not None and abs_tol < 0):
             raise MMBenchError("--spread K needs K > 0 and at most --abs-tol (a floor on the band), not --rel-tol")
     elif (abs_tol is None) == (rel_tol is None) or (abs_tol if abs_tol is not None else rel_tol) < 0:
         raise MMBenchError("give exactly one of --abs-tol, --rel-tol (a number >= 0), or --spread K")
     tolerance = {"abs_tol": abs_tol} if abs_tol is not None else {"rel_tol": rel_tol}
-    runs = newest_per_run(records)
+    runs = {key: item.record for key, item in newest_per_run(records).items()}
     seeds: dict[tuple[str, str, str], list[dict]] = {}
     for (model, dataset, tier, _), record in sorted(runs.items()):
         seeds.setdefault((model, dataset, tier), []).append(record)

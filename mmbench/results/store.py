@@ -176,10 +176,19 @@ def latest_per_run(records: list[StoredRecord]) -> tuple[list[StoredRecord], lis
         groups.setdefault(key, []).append(item)
     kept, dropped = [], []
     for key in sorted(groups):
-        newest, *older = sorted(groups[key], key=lambda s: (str(s.record["provenance"].get("created", "")), s.path), reverse=True)
+        newest, *older = reversed(_by_creation(groups[key]))
         kept.append(newest)
         dropped += [BadRecord(s.path, f"{s.path}: duplicate of seed {key[3]} of {key[0]} on {key[1]}/{key[2]}; using newer {newest.path}") for s in older]
     return sorted(kept, key=lambda s: s.path), sorted(dropped, key=lambda b: b.path)
+
+
+def newest_per_run(records: list[StoredRecord]) -> dict[tuple[str, str, str, int], StoredRecord]:
+    """The newest record of each run (model, dataset, tier, seed), whatever its versions."""
+    return {item.run_key: item for item in _by_creation(records)}
+
+
+def _by_creation(records: list[StoredRecord]) -> list[StoredRecord]:
+    return sorted(records, key=lambda s: (str(s.record["provenance"].get("created", "")), s.path))
 
 
 def load_results(root: str | Path, dataset: str | None = None,
