@@ -301,7 +301,7 @@ def test_a_finished_run_missing_its_config_file_is_checked_against_its_record(tm
     before = snapshot(out)
     with pytest.raises(MMBenchError) as caught:  # 1 epoch at latent 16 is another run, not a rescore of this one
         run(request(out, data_root, model="mopoe", overrides=(*TINY, "train.epochs=1", "model.latent_dim=16"), resume=True))
-    one_line(caught.value, "the config differs")
+    one_line(caught.value, "the config differs", str(out / RESULT_FILE))
     assert snapshot(out) == before
 
 

@@ -162,28 +162,29 @@ def plan(request: RunRequest) -> dict:
     run_dir = request.run_dir()
     if (run_dir / RESULT_FILE).exists() and not request.resume:
         raise MMBenchError(f"{run_dir} already holds a finished run; choose another --out (or --resume to rescore)")
-    recorded = _recorded_config(run_dir)
+    recorded, source = _recorded_config(run_dir)
     if recorded is not None:
         if not request.resume:
             raise MMBenchError(f"{run_dir} holds an unfinished run; add --resume to continue it or choose another --out")
         previous = with_added_settings(recorded)
         if previous != json.loads(json.dumps(config)) and not _continues(previous, config):
-            raise MMBenchError(f"--resume: the config differs from the one {run_dir} was started with ({run_dir / CONFIG_FILE}); "
+            raise MMBenchError(f"--resume: the config differs from the one {run_dir} was started with ({source}); "
                                "only train.epochs may grow, on a run whose learning rate has not begun to decay")
     return config
 
 
-def _recorded_config(run_dir: Path) -> dict | None:
-    """The config a run directory was started with (config.json, else its record's), or None."""
+def _recorded_config(run_dir: Path) -> tuple[dict | None, Path | None]:
+    """The config a run directory was started with and the file it came from (config.json, else
+    its record), or (None, None)."""
     if (run_dir / CONFIG_FILE).exists():
         config, source = read_json(run_dir / CONFIG_FILE, "run config"), run_dir / CONFIG_FILE
     elif (run_dir / RESULT_FILE).exists():
         config, source = read_record(run_dir / RESULT_FILE)["config"], run_dir / RESULT_FILE
     else:
-        return None
+        return None, None
     if not isinstance(config, dict) or not all(isinstance(config.get(section), dict) for section in SECTIONS):
         raise MMBenchError(f"{source} does not hold a run config (an object with {', '.join(SECTIONS)} sections)")
-    return config
+    return config, source
 
 
 def _set_aside_finished(run_dir: Path, config: dict) -> None:
