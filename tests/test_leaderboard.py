@@ -323,6 +323,37 @@ def test_boards_of_two_recipes_of_one_tier_say_which_they_are(tmp_path):
     assert [b.title for b in build_boards(load_results(tmp_path)[0])] == ["polymnist / quick v2", "polymnist / quick v1"]
 
 
+def test_runs_that_changed_the_tiers_settings_get_a_board_of_their_own(tmp_path):
+    """A `--set train.epochs=3` try never pools with the tier's runs; the board it lands on names
+    the change, and each board keeps its own sample grids. A record of an older recipe is told
+    apart by its version alone (its config is that recipe's, not a change)."""
+    from mmbench.results.records import score_versions
+    from mmbench.training.config import TIER_VERSIONS
+
+    current = score_versions("mvae", 1, "quick")
+    for seed in (0, 1):
+        write(tmp_path, make_record("mvae", seed, coherence=0.6, score_versions=current))
+    short = make_record("mvae", 2, coherence=0.2, score_versions=current)
+    short["config"]["train"]["epochs"] = 3
+    write(tmp_path, short, "short")
+    old = make_record("mvae", 0, score_versions={**current, "tier:quick": TIER_VERSIONS["quick"] - 1})
+    old["config"]["train"]["epochs"] = 3
+    write(tmp_path, old, "old")
+    boards, _ = _boards(tmp_path)
+    version = TIER_VERSIONS["quick"]
+    assert [(b.title, int(b.seeds["mvae"])) for b in boards] == [
+        (f"polymnist / quick v{version}", 2), (f"polymnist / quick v{version} with train.epochs=3", 1),
+        (f"polymnist / quick v{version - 1}", 1)]
+    assert boards[0].mean.at["mvae", "coherence/conditional/k=1"] == pytest.approx(0.575)
+
+    for run in ("mvae-polymnist-quick-seed0", "short"):
+        (tmp_path / run / "samples").mkdir()
+        (tmp_path / run / "samples" / "given_m0.png").write_bytes(run.encode())
+    site = tmp_path / "site"
+    assert CliRunner().invoke(leaderboard, ["--results", str(tmp_path), "--render", str(site)]).exit_code == 0
+    assert sorted(p.read_bytes() for p in (site / "samples").iterdir()) == [b"mvae-polymnist-quick-seed0", b"short"]
+
+
 def test_render_copies_each_models_sample_grids_next_to_the_page(tmp_path):
     """The page and README show each model's grids (given m0, unconditional) from its lowest-seed
     run directory, copied under samples/ with names safe for any model name."""

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import io
 import math
-import re
 from dataclasses import dataclass
 
 import matplotlib
@@ -22,7 +21,7 @@ from mmbench.metrics.families import (
     quality_summary,
     subset_size,
 )
-from mmbench.results.aggregate import Board, mean_ci95
+from mmbench.results.aggregate import Board, board_stems, mean_ci95
 
 _QUALITY_NAMES = {"feature_distance": "feature distance", "fid": "FID"}
 STYLE = {"svg.hashsalt": "mmbench", "svg.fonttype": "path", "text.parse_math": False, "font.size": 9}
@@ -41,24 +40,13 @@ class Plot:
 def board_plots(boards: list[Board]) -> tuple[list[Plot], list[str]]:
     """Every plot the boards support, and a note for each plot that was skipped and why."""
     plots, notes = [], []
-    for board, stem in zip(boards, _stems(boards)):
+    for board, stem in zip(boards, board_stems(boards)):
         with matplotlib.rc_context(STYLE):
             for make in (_tradeoff, _coherence_by_k, _quality_by_k):
                 made, note = make(board, stem)
                 plots += made
                 notes += [f"{board.title}: {note}"] if note else []
     return plots, notes
-
-
-def _stems(boards: list[Board]) -> list[str]:
-    """File-safe, unique stems: dataset-tier-v<tier version>, with -2, -3 for further groups of
-    other metric or network versions."""
-    stems, seen = [], {}
-    for board in boards:
-        stem = re.sub(r"[^A-Za-z0-9_.-]+", "_", board.title.replace(" / ", "-").replace(" ", "-"))
-        seen[stem] = seen.get(stem, 0) + 1
-        stems.append(stem if seen[stem] == 1 else f"{stem}-{seen[stem]}")
-    return stems
 
 
 def _tradeoff(board: Board, stem: str) -> tuple[list[Plot], str | None]:

@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from urllib.parse import quote
 
-from mmbench.results.aggregate import Board, build_boards
+from mmbench.results.aggregate import Board, board_stems, build_boards
 from mmbench.files import atomic_write_bytes
 from mmbench.leaderboard.html import render_page
 from mmbench.leaderboard.plots import Plot, board_plots
@@ -62,13 +62,13 @@ def build(results: str | Path, dataset: str | None = None, tier: str | None = No
 def sample_grids(boards: list[Board], results: Path) -> list[SampleGrid]:
     """The grids each board's models left in the run directory of their lowest-seed record."""
     grids = []
-    for board in boards:
+    for board, stem in zip(boards, board_stems(boards)):
         for model in board.models:
             folder = (results / board.records[model][0].path).parent / "samples"
             for file, caption in SAMPLE_GRIDS:
                 if (folder / file).is_file():
-                    name = f"{board.dataset}-{board.tier}-{model}-{file}"
-                    safe = re.sub(r"[^\w.-]", "_", name)
+                    name = f"{stem}-{model}-{file}"
+                    safe = re.sub(r"[^\w.=-]", "_", name)
                     if safe != name:  # keep names apart that only differ in unsafe characters
                         safe = f"{Path(safe).stem}-{hashlib.sha256(name.encode()).hexdigest()[:8]}.png"
                     grids.append(SampleGrid(board.title, model, caption, safe, (folder / file).read_bytes()))

@@ -4,22 +4,26 @@ Each cell is the mean over seeds with a 95% confidence interval from the t-distr
 mean ± t(0.975, n-1) · s / sqrt(n) (quantile from scipy.special.stdtrit, cheaper to import than
 scipy.stats); with one seed there is no interval. Records whose metric or score versions (networks,
 tier recipe, model) differ are never pooled: they land on separate boards, because a version bump means the numbers are not
-comparable. Models are ranked by PRIMARY_METRIC, higher first.
+comparable. Nor are runs of the tier's current recipe pooled with runs that changed its settings
+(`--set train.epochs=3`): those get a board of their own, named by the settings they changed.
+Models are ranked by PRIMARY_METRIC, higher first.
 """
 from __future__ import annotations
 
 import json
 import math
+import re
 from dataclasses import dataclass
 
 import numpy as np
 import pandas as pd
 from scipy.special import stdtrit
 
+from mmbench.errors import MMBenchError
 from mmbench.metrics.families import PRIMARY_METRIC, column_order, summaries
 from mmbench.results.records import compatibility
 from mmbench.results.store import StoredRecord, newest_per_run
-from mmbench.training.config import TIERS
+from mmbench.training.config import SECTIONS, TIER_VERSIONS, TIERS, resolve_config, with_added_settings
 
 TRAIN_SECONDS = "train_seconds"
 NUM_PARAMETERS = "num_parameters"
@@ -42,12 +46,16 @@ class Board:
     seeds: pd.Series
     records: dict[str, list[StoredRecord]]
     """Per model, sorted by seed: where each number came from."""
+    settings: tuple[str, ...] = ()
+    """The settings (`train.epochs=3`) in which its runs depart from their tier's current recipe."""
 
     @property
     def title(self) -> str:
-        """`polymnist / cpu v2`: the tier's recipe version tells apart boards of one tier."""
+        """`polymnist / cpu v2`, then any changed settings: the tier's recipe version and those
+        settings tell apart boards of one tier."""
         version = self.versions.get(f"tier:{self.tier}")
-        return f"{self.dataset} / {self.tier}" + ("" if version is None else f" v{version}")
+        title = f"{self.dataset} / {self.tier}" + ("" if version is None else f" v{version}")
+        return title + (f" with {', '.join(self.settings)}" if self.settings else "")
 
     def rank(self, model: str) -> int | None:
         """1-based rank, or None for a model without the primary metric."""
@@ -64,31 +72,62 @@ def mean_ci95(values: list[float] | np.ndarray) -> tuple[float, float]:
     return float(x.mean()), float(stdtrit(len(x) - 1, 0.975) * x.std(ddof=1) / math.sqrt(len(x)))
 
 
+def changed_settings(record: dict) -> tuple[str, ...]:
+    """The settings, as `--set` takes them, in which a record departs from what its tier's current
+    recipe resolves to for its model and dataset. Empty for a record of an older recipe (it stands
+    apart by its version, and its config is that recipe's) and for models or datasets unknown here."""
+    model, dataset, tier = record["model"], record["dataset"], record["tier"]
+    if compatibility(record).get(f"tier:{tier}") != TIER_VERSIONS.get(tier):
+        return ()
+    try:
+        expected = json.loads(json.dumps(resolve_config(model, dataset, tier, [])))
+    except MMBenchError:
+        return ()
+    recorded = with_added_settings(record["config"])
+    return tuple(sorted(
+        f"{section}.{key}={value if isinstance(value, str) else json.dumps(value)}"
+        for section in SECTIONS for key, value in (recorded.get(section) or {}).items()
+        if key in expected[section] and expected[section][key] != value
+    ))
+
+
+def board_stems(boards: list[Board]) -> list[str]:
+    """File-safe, unique stems for the boards' files (plots, sample grids): the title's
+    characters, with -2, -3 for further boards of one title (other metric or network versions)."""
+    stems, seen = [], {}
+    for board in boards:
+        stem = re.sub(r"[^A-Za-z0-9_.=-]+", "_", board.title.replace(" / ", "-").replace(" ", "-"))
+        seen[stem] = seen.get(stem, 0) + 1
+        stems.append(stem if seen[stem] == 1 else f"{stem}-{seen[stem]}")
+    return stems
+
+
 def build_boards(records: list[StoredRecord]) -> list[Board]:
     """Aggregate records (one per run and versions; see store.latest_per_run) into sorted boards."""
     # Records share a board unless a metric they both report has different versions: a model
     # that lacks a metric (the unimodal VAE has no quality gap) still ranks with the others; records
     # judged by different classifiers (a `judge:` key) never share one.
-    boards: list[tuple[str, str, dict[str, int], list[StoredRecord]]] = []
+    boards: list[tuple[str, str, tuple[str, ...], dict[str, int], list[StoredRecord]]] = []
     for item in sorted(records, key=lambda i: json.dumps(compatibility(i.record), sort_keys=True)):
-        r, versions = item.record, compatibility(item.record)
-        for dataset, tier, merged, items in boards:
+        r, versions, settings = item.record, compatibility(item.record), changed_settings(item.record)
+        for dataset, tier, changed, merged, items in boards:
             same_judge = {k for k in merged if k.startswith("judge:")} == {k for k in versions if k.startswith("judge:")}
-            if (dataset, tier) == (r["dataset"], r["tier"]) and same_judge and all(merged.get(k, v) == v for k, v in versions.items()):
+            if ((dataset, tier, changed) == (r["dataset"], r["tier"], settings) and same_judge
+                    and all(merged.get(k, v) == v for k, v in versions.items())):
                 merged.update(versions)
                 items.append(item)
                 break
         else:
-            boards.append((r["dataset"], r["tier"], dict(versions), [item]))
+            boards.append((r["dataset"], r["tier"], settings, dict(versions), [item]))
     # records of one seed whose versions differ but never clash (a rerun that adds a metric) meet on
     # one board: the newest stands for the seed, which is never counted twice
-    groups = {(d, t, json.dumps(v, sort_keys=True)): list(newest_per_run(items).values()) for d, t, v, items in boards}
+    groups = {(d, t, json.dumps(v, sort_keys=True), s): list(newest_per_run(items).values()) for d, t, s, v, items in boards}
     newest_first = lambda g: -json.loads(g[2]).get(f"tier:{g[1]}", 0)  # of one tier, the current recipe's board leads
-    order = sorted(groups, key=lambda g: (g[0], list(TIERS).index(g[1]), newest_first(g), g[2]))
+    order = sorted(groups, key=lambda g: (g[0], list(TIERS).index(g[1]), newest_first(g), g[3], g[2]))
     return [_board(*key, groups[key]) for key in order]
 
 
-def _board(dataset: str, tier: str, versions: str, items: list[StoredRecord]) -> Board:
+def _board(dataset: str, tier: str, versions: str, settings: tuple[str, ...], items: list[StoredRecord]) -> Board:
     items = sorted(items, key=lambda s: (s.record["model"], s.record["seed"], s.path))
     runs = pd.DataFrame([
         {"model": s.record["model"], **s.record["metrics"], **summaries(s.record["metrics"]),
@@ -108,4 +147,4 @@ def _board(dataset: str, tier: str, versions: str, items: list[StoredRecord]) ->
         models = sorted(mean.index)
     records = {m: [s for s in items if s.record["model"] == m] for m in models}
     return Board(dataset, tier, json.loads(versions), metrics, models, mean, ci95, count,
-                 runs.groupby("model").size(), records)
+                 runs.groupby("model").size(), records, settings)
