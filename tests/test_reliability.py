@@ -274,6 +274,14 @@ def test_rescoring_recomputes_the_quality_gap_from_the_unimodal_run_beside_it(tm
     assert not any(k.startswith("quality_gap/") for k in rescored["metrics"]) and "quality_gap" not in rescored["metric_versions"]
 
 
+def test_rescoring_some_metrics_keeps_the_evaluation_time_of_the_others(tmp_path, data_root, finished_run):
+    run_dir = copy_run(finished_run, tmp_path)
+    before = rescore(run_dir, ["likelihood"], data_root=data_root, progress=False)["timing"]
+    assert before["eval_seconds"] == before["eval_seconds/likelihood"] > 0
+    after = rescore(run_dir, ["quality_gap"], data_root=data_root, progress=False)["timing"]
+    assert after["eval_seconds"] == after["eval_seconds/likelihood"] == before["eval_seconds/likelihood"]
+
+
 @pytest.mark.parametrize("damage", RECORD_DAMAGE)
 def test_corrupt_result_record_for_evaluate_is_one_line_and_left_alone(tmp_path, data_root, finished_run, damage):
     out = copy_run(finished_run, tmp_path)
