@@ -354,6 +354,36 @@ def test_runs_that_changed_the_tiers_settings_get_a_board_of_their_own(tmp_path)
     assert sorted(p.read_bytes() for p in (site / "samples").iterdir()) == [b"mvae-polymnist-quick-seed0", b"short"]
 
 
+def test_settings_that_leave_the_numbers_alone_keep_a_run_on_its_tiers_board_and_long_titles_make_short_files(tmp_path):
+    """Which metrics ran and where MNIST was read from do not split a board; a run that changed a
+    dozen settings gets a board whose files still fit a file name; a config section that is not a
+    mapping is not a change (and no crash)."""
+    from mmbench.results.records import score_versions
+
+    current = score_versions("mvae", 1, "quick")
+    plain = make_record("mvae", 0, score_versions=current)
+    plain["config"]["eval"]["metrics"] = ["coherence"]
+    plain["config"]["dataset"]["mnist_dir"] = "/data/somewhere/mnist"
+    write(tmp_path, plain, "plain")
+    odd = make_record("mvae", 1, score_versions=current)
+    odd["config"]["train"] = ["not", "a", "mapping"]
+    write(tmp_path, odd, "odd")
+    many = make_record("mvae", 2, score_versions=current)
+    many["config"]["train"].update(lr=0.123456789, batch_size=17, epochs=999, warmup_steps=12345, cooldown_epochs=77)
+    many["config"]["eval"].update(batch_size=33, max_test_samples=4321, probe_train_samples=4321, unconditional_samples=4321,
+                          likelihood_test_samples=4321, iwae_k=33)
+    write(tmp_path, many, "many")
+    (tmp_path / "many" / "samples").mkdir()
+    (tmp_path / "many" / "samples" / "given_m0.png").write_bytes(b"grid")
+    boards, _ = _boards(tmp_path)
+    assert [int(b.seeds["mvae"]) for b in boards] == [2, 1] and "with" not in boards[0].title
+    assert "train.lr=0.123456789" in boards[1].title and len(boards[1].title) > 255
+    site = tmp_path / "site"
+    assert CliRunner().invoke(leaderboard, ["--results", str(tmp_path), "--render", str(site)]).exit_code == 0
+    names = [p.name for p in site.rglob("*") if p.is_file()]
+    assert any(name.endswith("-mvae-given_m0.png") for name in names) and max(map(len, names)) < 150
+
+
 def test_render_copies_each_models_sample_grids_next_to_the_page(tmp_path):
     """The page and README show each model's grids (given m0, unconditional) from its lowest-seed
     run directory, copied under samples/ with names safe for any model name."""

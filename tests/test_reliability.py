@@ -280,6 +280,11 @@ def test_rescoring_some_metrics_keeps_the_evaluation_time_of_the_others(tmp_path
     assert before["eval_seconds"] == before["eval_seconds/likelihood"] > 0
     after = rescore(run_dir, ["quality_gap"], data_root=data_root, progress=False)["timing"]
     assert after["eval_seconds"] == after["eval_seconds/likelihood"] == before["eval_seconds/likelihood"]
+    record = json.loads((run_dir / "result.json").read_text())
+    record["timing"] = {"train_seconds": 1.0, "eval_seconds": 100.0}  # an older record: the total alone
+    (run_dir / "result.json").write_text(json.dumps(record))
+    older = rescore(run_dir, ["likelihood"], data_root=data_root, progress=False)["timing"]
+    assert older["eval_seconds"] == pytest.approx(100.0 + older["eval_seconds/likelihood"])
 
 
 @pytest.mark.parametrize("damage", RECORD_DAMAGE)

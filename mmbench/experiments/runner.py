@@ -331,9 +331,11 @@ def _score(record: dict, ctx: EvalContext, run_dir: Path, metrics: list[str] | N
     model.to(device)
     evaluators = _evaluator_names(metrics)
     scores, versions, seconds = evaluate(ctx, evaluators) if evaluators != [] else ({}, {}, {})
-    record["timing"].update({f"eval_seconds/{name}": value for name, value in seconds.items()})
-    # the total over every evaluator's latest time: a rescore of some metrics must not shrink it to theirs
-    record["timing"]["eval_seconds"] = sum(v for k, v in record["timing"].items() if k.startswith("eval_seconds/"))
+    timing = record["timing"]
+    # a rescore of some metrics replaces their times in the total, not the total (older records hold only the total)
+    replaced = sum(timing.get(f"eval_seconds/{name}", 0.0) for name in seconds)
+    timing["eval_seconds"] = timing.get("eval_seconds", 0.0) - replaced + sum(seconds.values())
+    timing.update({f"eval_seconds/{name}": value for name, value in seconds.items()})
     save_sample_grids(model, ctx.test, run_dir / "samples", seed=seed, device=device)
     record["metrics"] = {**record["metrics"], **scores}
     record["metric_versions"] = {**record["metric_versions"], **versions}

@@ -21,7 +21,8 @@ from mmbench.metrics.families import (
     quality_summary,
     subset_size,
 )
-from mmbench.results.aggregate import Board, board_stems, mean_ci95
+from mmbench.leaderboard.names import board_stems
+from mmbench.results.aggregate import Board, mean_ci95
 
 _QUALITY_NAMES = {"feature_distance": "feature distance", "fid": "FID"}
 STYLE = {"svg.hashsalt": "mmbench", "svg.fonttype": "path", "text.parse_math": False, "font.size": 9}

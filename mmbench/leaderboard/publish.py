@@ -9,13 +9,12 @@ produced are removed.
 """
 from __future__ import annotations
 
-import hashlib
-import re
 from dataclasses import dataclass, field
 from pathlib import Path
 from urllib.parse import quote
 
-from mmbench.results.aggregate import Board, board_stems, build_boards
+from mmbench.leaderboard.names import board_stems, file_safe
+from mmbench.results.aggregate import Board, build_boards
 from mmbench.files import atomic_write_bytes
 from mmbench.leaderboard.html import render_page
 from mmbench.leaderboard.plots import Plot, board_plots
@@ -67,11 +66,8 @@ def sample_grids(boards: list[Board], results: Path) -> list[SampleGrid]:
             folder = (results / board.records[model][0].path).parent / "samples"
             for file, caption in SAMPLE_GRIDS:
                 if (folder / file).is_file():
-                    name = f"{stem}-{model}-{file}"
-                    safe = re.sub(r"[^\w.=-]", "_", name)
-                    if safe != name:  # keep names apart that only differ in unsafe characters
-                        safe = f"{Path(safe).stem}-{hashlib.sha256(name.encode()).hexdigest()[:8]}.png"
-                    grids.append(SampleGrid(board.title, model, caption, safe, (folder / file).read_bytes()))
+                    name = f"{stem}-{file_safe(model)}-{file}"
+                    grids.append(SampleGrid(board.title, model, caption, name, (folder / file).read_bytes()))
     return grids
 
 
