@@ -192,6 +192,17 @@ def test_figures_are_written_linked_and_byte_identical_when_regenerated(tmp_path
     assert changed == {"translated-coherence.png", "translated-coherence.svg"}
 
 
+def test_claim_4_says_when_its_translated_runs_learned_nothing(tmp_path):
+    """A translated run at chance still supports the drop, and the report says it measured no more."""
+    claim4 = lambda records: report(records, {}, "quick", [""] * len(FIGURES)).split("## 4.")[1].split("## 5.")[0]
+    learned = claim4(_records(plan("quick", tmp_path)))
+    at_chance = lambda model, m, beta, ds: 0.1 if ds == "translated_polymnist" else paper_coherence(model, m, beta, ds)
+    unlearned = claim4(_records(plan("quick", tmp_path), coherence=at_chance))
+    assert "**supported**" in learned and "**supported**" in unlearned
+    assert "at chance on Translated-PolyMNIST" not in learned
+    assert "at chance on Translated-PolyMNIST" in unlearned and all(name in unlearned for name in TRANSLATED)
+
+
 def test_a_missing_experiment_skips_its_figure_with_a_note(tmp_path):
     records = _records(plan("quick", tmp_path))
     for name in TRANSLATED[1:]:
