@@ -20,7 +20,7 @@ from mmbench.errors import ConfigError, MMBenchError
 from mmbench.results.records import write_record
 from mmbench.experiments.reproduce import (
     BETAS, COHERENCE, DELTA, DELTA_CLOSED, MODALITIES, QUALITY, QUALITY_OF_MODALITY, _spearman, beta_sets, claims,
-    executor_settings, gap_by_modalities, plan, report, run_name,
+    executor_settings, gap_by_modalities, plan, report, run_name, still_to_run,
 )
 from mmbench.experiments.figures import FOLDER, draw, write
 from mmbench.experiments.runner import CONFIG_FILE, plan as plan_config, requested_config
@@ -104,8 +104,29 @@ def test_claims_not_supported_or_inconclusive():
     mmvm_worst = lambda model, *a: paper_quality(model, *a) + (2.0 if model == "mmvm" and a[0] == 3 else 0.0)
     assert [v for _, v, _ in claims(_records(planned, mmvm_worst), "quick")] == ["supported"] * 5 + ["not supported"]
     records.pop(Path(planned[0].request.out).name)  # the unimodal run failed
-    text = report(records, {"unimodal-polymnist": "boom"}, "quick", ["(figure)"] * 6)
+    text = report(records, {"unimodal-polymnist": "boom"}, "quick", ["(figure)"] * 6, [])
     assert "inconclusive" in text and "boom" in text
+
+
+def test_the_report_says_what_its_missing_runs_cost_from_the_times_of_the_runs_it_has():
+    planned = plan("cpu", Path("/tmp/x"))
+    records = _records(planned)
+    minutes = {"mmvae-polymnist": 60, "mmvae-polymnist-dataset_num_modalities2": 30, "mmvae-polymnist-dataset_num_modalities3": 40,
+               "mopoe-polymnist": 90}
+    for name, m in minutes.items():
+        records[name]["timing"] = {"train_seconds": 60.0 * m - 120, "eval_seconds": 120.0}
+    for name in ("mmvae-polymnist-beta0_25", "mopoe-polymnist-beta2_5", "mmvm-polymnist", "mmvae-polymnist-dataset_num_modalities4"):
+        records[name] = None
+    lines = still_to_run(planned, records)
+    assert lines == [  # in plan order
+        "mmvae-polymnist-dataset_num_modalities4: mmvae's 3 polymnist runs at other numbers of modalities here took 30-60 min",
+        "mmvm-polymnist: no mmvm run on polymnist here to time it by",
+        "mmvae-polymnist-beta0_25: mmvae's 1 polymnist run at the same number of modalities here took 60 min",
+        "mopoe-polymnist-beta2_5: mopoe's 1 polymnist run at the same number of modalities here took 90 min",
+        "4 runs, about 3.0-3.5 h one after another, plus 1 not timed"]
+    text = report(records, {}, "cpu", [""] * len(FIGURES), lines)
+    assert "## Runs still to do" in text and "- mmvm-polymnist: no mmvm run" in text
+    assert still_to_run(planned, _records(planned)) == [] and "still to do" not in report(_records(planned), {}, "cpu", [""] * len(FIGURES), [])
 
 
 @pytest.mark.parametrize("delta, why", [
@@ -179,7 +200,7 @@ def test_figures_are_written_linked_and_byte_identical_when_regenerated(tmp_path
     assert sorted(first) == sorted(f"{name}.{suffix}" for name in FIGURES for suffix in ("png", "svg"))
     assert all(data.startswith(b"\x89PNG") for name, data in first.items() if name.endswith(".png"))
     assert not any(b"dc:date" in data for name, data in first.items() if name.endswith(".svg"))
-    text = report(records, {}, "quick", lines)
+    text = report(records, {}, "quick", lines, [])
     links = re.findall(r"\]\((figures/[^)]+)\)", text)
     assert sorted(links) == sorted(f"{FOLDER}/{name}" for name in first)
     assert all((tmp_path / "a" / link).is_file() for link in links)
@@ -194,7 +215,7 @@ def test_figures_are_written_linked_and_byte_identical_when_regenerated(tmp_path
 
 def test_claim_4_says_when_its_translated_runs_learned_nothing(tmp_path):
     """A translated run at chance still supports the drop, and the report says it measured no more."""
-    claim4 = lambda records: report(records, {}, "quick", [""] * len(FIGURES)).split("## 4.")[1].split("## 5.")[0]
+    claim4 = lambda records: report(records, {}, "quick", [""] * len(FIGURES), []).split("## 4.")[1].split("## 5.")[0]
     learned = claim4(_records(plan("quick", tmp_path)))
     at_chance = lambda model, m, beta, ds: 0.1 if ds == "translated_polymnist" else paper_coherence(model, m, beta, ds)
     unlearned = claim4(_records(plan("quick", tmp_path), coherence=at_chance))
@@ -211,7 +232,7 @@ def test_a_missing_experiment_skips_its_figure_with_a_note(tmp_path):
     drawn = draw(records, "quick")
     assert [d.name for d in drawn[:3]] == list(FIGURES[:3])
     assert isinstance(drawn[3], str) and all(name in drawn[3] for name in TRANSLATED)
-    text = report(records, {}, "quick", write(drawn, tmp_path))
+    text = report(records, {}, "quick", write(drawn, tmp_path), [])
     assert sorted(p.stem for p in (tmp_path / FOLDER).iterdir()) == sorted((FIGURES[:3] + FIGURES[4:]) * 2)
     claim4 = text.split("## 4.")[1].split("## 5.")[0]
     assert "inconclusive" in claim4 and drawn[3] in claim4 and "figures/" not in claim4

@@ -41,6 +41,7 @@ def reproduce_limitations(tier, seed, results, overrides, plan_only, report_only
         executor_settings,
         plan,
         report,
+        still_to_run,
         sweep_executor,
     )
     from mmbench.files import atomic_write_bytes
@@ -57,7 +58,7 @@ def reproduce_limitations(tier, seed, results, overrides, plan_only, report_only
     else:
         outcome_line = lambda o: click.echo(f"{o.state} {o.name}" + (f": {o.error}" if o.error else f" ({o.seconds:.0f} s)"))
         records, stale, failures = execute(planned, sweep_executor(settings, results, outcome_line, click.echo))
-    text = report(records, {**stale, **failures}, tier, write(draw(records, tier), results))
+    text = report(records, {**stale, **failures}, tier, write(draw(records, tier), results), still_to_run(planned, records))
     atomic_write_bytes(results / "REPORT.md", text.encode())
     click.echo(text)
     click.echo(f"report: {results / 'REPORT.md'}")

@@ -305,15 +305,55 @@ def claims(records: dict[str, dict | None], tier: str) -> list[tuple[str, str, l
     return out
 
 
-def report(records: dict[str, dict | None], failures: dict[str, str], tier: str, figures: list[str]) -> str:
+def still_to_run(planned: list[PlannedRun], records: dict[str, dict | None]) -> list[str]:
+    """One line per planned run without a usable record, with how long its model's recorded runs
+    on the same dataset took (those at the same number of modalities where there are any), then
+    their total: what settling the inconclusive claims costs on the machine that made the records."""
+    modalities = lambda p: next((s for s in p.request.overrides if s.startswith("dataset.num_modalities=")), "")
+    took: dict[tuple[str, str, str], list[float]] = {}
+    for p in planned:
+        record = records.get(p.request.out.name)
+        if record and "timing" in record:
+            seconds = record["timing"].get("train_seconds", 0.0) + record["timing"].get("eval_seconds", 0.0)
+            for key in ((p.request.model, p.request.dataset, modalities(p)), (p.request.model, p.request.dataset, "any")):
+                took.setdefault(key, []).append(seconds)
+    lines, low, high, untimed = [], 0.0, 0.0, 0
+    for p in planned:
+        if records.get(p.request.out.name) is not None:
+            continue
+        model, dataset = p.request.model, p.request.dataset
+        alike = took.get((model, dataset, modalities(p)))
+        times = alike or took.get((model, dataset, "any"))
+        if times:
+            low, high = low + min(times), high + max(times)
+            which = "at the same number of modalities" if alike else "at other numbers of modalities"
+            fast, slow = f"{min(times) / 60:.0f}", f"{max(times) / 60:.0f}"
+            lines.append(f"{p.request.out.name}: {model}'s {len(times)} {dataset} run{'s' * (len(times) > 1)} {which} here "
+                         f"took {fast if fast == slow else f'{fast}-{slow}'} min")
+        else:
+            untimed += 1
+            lines.append(f"{p.request.out.name}: no {model} run on {dataset} here to time it by")
+    if lines:
+        lines.append(f"{len(lines)} runs, about {low / 3600:.1f}-{high / 3600:.1f} h one after another"
+                     + (f", plus {untimed} not timed" if untimed else ""))
+    return lines
+
+
+def report(records: dict[str, dict | None], failures: dict[str, str], tier: str, figures: list[str],
+           to_run: list[str]) -> str:
     """Markdown report: one section per claim with its verdict, the numbers behind it and its
-    figure (`figures`: one markdown line per claim, a link or why there is none)."""
+    figure (`figures`: one markdown line per claim, a link or why there is none), then the runs
+    still to do (`to_run`, from `still_to_run`) and the failed or stale ones."""
     parts = [f"# Reproducing *On the Limitations of Multimodal VAEs* ({tier} tier)\n",
              f"Quality is `{QUALITY}` (lower is better), coherence `{COHERENCE}`.\n"]
     for (claim, verdict, lines), figure in zip(claims(records, tier), figures, strict=True):
         parts.append(f"## {claim}\n\n**{verdict}**\n")
         parts.extend(f"- {line}" for line in lines)
         parts.append(f"\n{figure}\n")
+    if to_run:
+        parts.append("## Runs still to do\n")
+        parts.extend(f"- {line}" for line in to_run)
+        parts.append("")
     if failures:
         parts.append("## Failed or stale runs\n")
         parts.extend(f"- {name}: {error}" for name, error in sorted(failures.items()))
