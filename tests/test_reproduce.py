@@ -108,6 +108,14 @@ def test_claims_not_supported_or_inconclusive():
     assert "inconclusive" in text and "boom" in text
 
 
+def test_a_trend_waits_for_every_point_of_its_series():
+    planned = plan("cpu", Path("/tmp/x"))
+    records = _records(planned)
+    records.pop(run_name("mmvae", sets=("dataset.num_modalities=4",)))  # the other three still rise
+    verdict, lines = {c[:2]: (v, e) for c, v, e in claims(records, "cpu")}["2."]
+    assert verdict == "inconclusive (runs missing)" and any("+nan" in line and "Spearman +1.00" in line for line in lines)
+
+
 def test_the_report_says_what_its_missing_runs_cost_from_the_times_of_the_runs_it_has():
     planned = plan("cpu", Path("/tmp/x"))
     records = _records(planned)

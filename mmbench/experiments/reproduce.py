@@ -180,9 +180,11 @@ def _verdict(checks: list[bool | None], at_chance: list[str]) -> str:
 
 
 def _rising(xs: list[float], ys: list[float]) -> tuple[bool | None, float]:
-    """(does ys rise with xs, Spearman's rho over the pairs without NaN); None when fewer than 3 remain."""
+    """(does ys rise with xs, Spearman's rho over the pairs without NaN). None while any point is
+    missing: three of four points always give rho = +-0.5 or +-1, so a trend read off a partial
+    series would turn one noisy run into a verdict."""
     rho = _spearman(xs, ys)
-    return (None if math.isnan(rho) else rho > 0), rho
+    return (None if any(math.isnan(v) for v in (*xs, *ys)) else rho > 0), rho
 
 
 Evidence = tuple[list[bool | None], list[str], list[tuple[str, str, tuple[str, ...]]]]
