@@ -127,7 +127,7 @@ Ranked by mean conditional coherence (coherence/conditional, higher is better); 
 
 ## polymnist / quick v1
 
-Versions: coherence/conditional v1, coherence/unconditional v1, networks v1, tier:quick v1. Higher is better: coh k=1, coh k=2, coh k=3, coh k=4, coh mean, coh uncond; lower is better: FID m0, FID.
+Versions: coherence/conditional v1, coherence/unconditional v1, networks v1, tier:quick v1. Higher is better: coh k=1, coh mean, coh uncond; lower is better: FID.
 
 |   # | model          |       coh k=1 |      coh mean |    coh uncond |           FID |   train s |   seeds |
 |-----|----------------|---------------|---------------|---------------|---------------|-----------|---------|
@@ -137,7 +137,7 @@ Versions: coherence/conditional v1, coherence/unconditional v1, networks v1, tie
 
 Every metric, one table per family:
 
-### coh (coherence/conditional)
+### coh (coherence/conditional) — higher is better
 
 |   # | model          |       coh k=1 |       coh k=2 |       coh k=3 |       coh k=4 |      coh mean |
 |-----|----------------|---------------|---------------|---------------|---------------|---------------|
@@ -145,7 +145,7 @@ Every metric, one table per family:
 |   2 | mvae           |         0.475 |         0.500 |         0.525 |         0.550 |         0.512 |
 |   3 | a\\|b &lt;i&gt; |         0.275 |         0.300 |         0.325 |         0.350 |         0.312 |
 
-### coh uncond (coherence/unconditional)
+### coh uncond (coherence/unconditional) — higher is better
 
 |   # | model          |    coh uncond |
 |-----|----------------|---------------|
@@ -153,7 +153,7 @@ Every metric, one table per family:
 |   2 | mvae           |         0.250 |
 |   3 | a\\|b &lt;i&gt; |         0.150 |
 
-### FID (fid)
+### FID (fid) — lower is better
 
 |   # | model          |        FID m0 |           FID |
 |-----|----------------|---------------|---------------|

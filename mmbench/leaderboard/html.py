@@ -21,8 +21,10 @@ from mmbench.results.store import StoredRecord
 from mmbench.leaderboard.tables import (
     RANKING_NOTE,
     cell,
+    headline,
     legend,
     recipes_text,
+    sentence,
     sort_value,
     tables,
     versions_text,
@@ -137,7 +139,7 @@ def _board_section(board: Board) -> str:
     )
     return (
         f"<section>\n<h2>{escape(board.title)}</h2>\n"
-        f'<p class="meta">Versions: {escape(versions_text(board))}. {escape(" ".join(filter(None, [legend(board), recipes_text(board)])))}</p>\n'
+        f'<p class="meta">Versions: {escape(versions_text(board))}. {escape(" ".join(filter(None, [sentence(legend(headline(board))), recipes_text(board)])))}</p>\n'
         f"{_table(board, keys, names, runs=True)}\n"
         f'<p class="meta">Every metric, one table per family:</p>\n{details}\n</section>'
     )

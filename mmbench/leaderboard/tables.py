@@ -99,12 +99,21 @@ def versions_text(board: Board) -> str:
                      if not name.startswith("model:")) or "none"
 
 
-def legend(board: Board) -> str:
-    """Which way is better for each metric column on the board."""
-    up = [label(m) for m in board.metrics if higher_is_better(m) is True]
-    down = [label(m) for m in board.metrics if higher_is_better(m) is False]
-    parts = [f"higher is better: {', '.join(up)}" if up else "", f"lower is better: {', '.join(down)}" if down else ""]
-    text = "; ".join(p for p in parts if p)
+def legend(metrics: list[str]) -> str:
+    """Which way is better for each of `metrics`: one phrase when they all agree, so each table
+    says it for its own columns instead of one sentence listing every metric of the board."""
+    up = [label(m) for m in metrics if higher_is_better(m) is True]
+    down = [label(m) for m in metrics if higher_is_better(m) is False]
+    if metrics and len(up) == len(metrics):
+        return "higher is better"
+    if metrics and len(down) == len(metrics):
+        return "lower is better"
+    return "; ".join(p for p in (f"higher is better: {', '.join(up)}" if up else "",
+                                 f"lower is better: {', '.join(down)}" if down else "") if p)
+
+
+def sentence(text: str) -> str:
+    """A legend as a sentence of a board's introduction."""
     return f"{text[:1].upper()}{text[1:]}." if text else ""
 
 
@@ -129,7 +138,7 @@ def tables(board: Board) -> list[tuple[str, list[str], list[str]]]:
     """(title, keys, headers) of a board's tables: the headline, one per metric family, and the runs."""
     tables = [("", column_keys(board), headers(board))]
     for family, metrics in details(board):
-        tables.append((family, column_keys(board, metrics, runs=False), headers(board, metrics, runs=False)))
+        tables.append((" — ".join(filter(None, [family, legend(metrics)])), column_keys(board, metrics, runs=False), headers(board, metrics, runs=False)))
     tables.append(("runs", ["rank", "model", TRAIN_SECONDS, NUM_PARAMETERS, "seeds"], ["#", "model", "train s", "params", "seeds"]))
     return tables
 
@@ -153,7 +162,7 @@ def _one_board(board: Board, fmt: str) -> str:
             table = tabulate(rows(board, keys, markdown_escape), list(map(markdown_escape, names)), tablefmt="github",
                              colalign=_align(keys), disable_numparse=True)
             parts.append(f"### {markdown_escape(title)}\n\n{table}\n" if title else f"{table}\n")
-        about = " ".join(filter(None, [f"Versions: {versions_text(board)}.", legend(board), recipes_text(board)]))
+        about = " ".join(filter(None, [f"Versions: {versions_text(board)}.", sentence(legend(headline(board))), recipes_text(board)]))
         details_intro = "Every metric, one table per family:\n"
         return f"## {markdown_escape(board.title)}\n\n{markdown_escape(about)}\n\n{parts[0]}\n{details_intro}\n" + "\n".join(parts[1:])
     keys = column_keys(board, board.metrics) + [NUM_PARAMETERS]
@@ -163,7 +172,7 @@ def _one_board(board: Board, fmt: str) -> str:
         for symbol, command in _LATEX_SYMBOLS.items():
             table = table.replace(symbol, command)
         return f"% {_one_line(board.title)} (versions: {_one_line(versions_text(board))})\n{table}\n"
-    notes = "\n".join(filter(None, [legend(board), recipes_text(board)]))
+    notes = "\n".join(filter(None, [sentence(legend(board.metrics)), recipes_text(board)]))
     return f"{board.title}  (metric versions: {versions_text(board)})\n{notes}\n\n{table}\n"
 
 
