@@ -6,8 +6,8 @@ reconstruction: the MoPoE paper's MMVAE, `moe` in thomassutter/MoPoE, the defaul
 experts: iffsid/mmvae `m_iwae_looser` / `m_dreg_looser`; both use beta = 1 by construction).
 
 MMVAE as Shi et al. published it (iffsid/mmvae README, "used in paper": `--obj dreg --looser
---K 30 --learn-prior`): `--set objective=dreg k=30 posterior=laplace learn_prior=true` and their
-optimizer, `--set train.lr=0.001 train.amsgrad=true`. `posterior=laplace` makes the experts
+--K 30 --learn-prior`): `--set objective=dreg --set k=30 --set posterior=laplace --set learn_prior=true` and their
+optimizer, `--set train.lr=0.001 --set train.amsgrad=true`. `posterior=laplace` makes the experts
 Laplace with scale softmax(h)·D + 1e-6 over the latent dimensions (h the encoder's second head),
 and the prior Laplace(0, softmax(p)·D) with p zeros (scale 1), learnt with `learn_prior`.
 
