@@ -134,6 +134,8 @@ def test_the_report_says_what_its_missing_runs_cost_from_the_times_of_the_runs_i
         "4 runs, about 3.0-3.5 h one after another, plus 1 not timed"]
     text = report(records, {}, "cpu", [""] * len(FIGURES), lines)
     assert "## Runs still to do" in text and "- mmvm-polymnist: no mmvm run" in text
+    records["mmvm-polymnist"] = records["mmvae-polymnist-dataset_num_modalities4"] = {"metrics": {}}
+    assert still_to_run(planned, records)[-1] == "2 runs, about 2.5 h one after another"  # 60 + 90 min, one reading each
     assert still_to_run(planned, _records(planned)) == [] and "still to do" not in report(_records(planned), {}, "cpu", [""] * len(FIGURES), [])
 
 

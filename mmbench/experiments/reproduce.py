@@ -307,6 +307,12 @@ def claims(records: dict[str, dict | None], tier: str) -> list[tuple[str, str, l
     return out
 
 
+def _span(low: float, high: float, spec: str) -> str:
+    """"low-high", or one number where both read the same at this precision."""
+    fast, slow = format(low, spec), format(high, spec)
+    return fast if fast == slow else f"{fast}-{slow}"
+
+
 def still_to_run(planned: list[PlannedRun], records: dict[str, dict | None]) -> list[str]:
     """One line per planned run without a usable record, with how long its model's recorded runs
     on the same dataset took (those at the same number of modalities where there are any), then
@@ -329,14 +335,13 @@ def still_to_run(planned: list[PlannedRun], records: dict[str, dict | None]) -> 
         if times:
             low, high = low + min(times), high + max(times)
             which = "at the same number of modalities" if alike else "at other numbers of modalities"
-            fast, slow = f"{min(times) / 60:.0f}", f"{max(times) / 60:.0f}"
             lines.append(f"{p.request.out.name}: {model}'s {len(times)} {dataset} run{'s' * (len(times) > 1)} {which} here "
-                         f"took {fast if fast == slow else f'{fast}-{slow}'} min")
+                         f"took {_span(min(times) / 60, max(times) / 60, '.0f')} min")
         else:
             untimed += 1
             lines.append(f"{p.request.out.name}: no {model} run on {dataset} here to time it by")
     if lines:
-        lines.append(f"{len(lines)} runs, about {low / 3600:.1f}-{high / 3600:.1f} h one after another"
+        lines.append(f"{len(lines)} runs, about {_span(low / 3600, high / 3600, '.1f')} h one after another"
                      + (f", plus {untimed} not timed" if untimed else ""))
     return lines
 
