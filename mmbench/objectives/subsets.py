@@ -111,52 +111,73 @@ def _product(contraction: str, mu: torch.Tensor, logvar: torch.Tensor, masks: to
 @full_precision
 def mean_product_kl(
     mu: torch.Tensor, logvar: torch.Tensor, subsets: torch.Tensor, prior_expert: bool | torch.Tensor = False,
-    chunk: int = 16,
+    rows: int | None = None,
 ) -> torch.Tensor:
     """(1/K) sum_k KL(PoE_k || N(0, I)) per data point, shape (B,), for the K products of `subsets`.
 
     Equals `kl_standard_normal(*product_of_experts(mu, logvar, subsets)).mean(0)`, but walks the
-    subsets `chunk` at a time in forward and backward, so no (K, B, D) tensor is ever stored: at
-    M = 8 (K = 255) those tensors are 134 MB each at batch 256 and their allocation, not
-    arithmetic, dominated the MoPoE step.
+    batch `rows` data points at a time in forward and backward, all K products of a block in two
+    reused buffers updated in place, so no (K, B, D) tensor is ever stored. By default a block
+    holds about 2^19 floats (2 MB), which stays in cache: fresh (K, B, D) temporaries, not
+    arithmetic, dominated the MoPoE step (66 -> 29 ms per forward + backward at M = 5, batch 256,
+    latent 512 against 16-subset chunks without reuse).
     """
     precision = torch.exp(-logvar)
-    prior = prior_precision(prior_expert, len(subsets), 3, precision)
-    return _MeanProductKL.apply(precision, precision * mu, subsets.to(mu.dtype), prior, chunk)
+    prior = prior_precision(prior_expert, len(subsets), 2, precision)
+    if rows is None:
+        rows = max(1, BLOCK_ELEMENTS // (len(subsets) * mu.shape[-1]))
+    return _MeanProductKL.apply(precision, precision * mu, subsets.to(mu.dtype), prior, rows)
+
+
+BLOCK_ELEMENTS = 1 << 19
+"""Floats in one block of `mean_product_kl`'s K products (2 MB in fp32)."""
 
 
 class _MeanProductKL(torch.autograd.Function):
     """KL_k = 1/2 sum_d (W^2/T^2 + 1/T - 1 + log T) with T = sum_m w_km P_m + prior_k (1 where a
-    standard-normal expert joins product k, else 0) and W = sum_m w_km P_m mu_m; gradients dKL/dT = 1/2 (1/T - 1/T^2 - 2 W^2/T^3) and
-    dKL/dW = W/T^2, mapped back to the experts by the transposed subset mask."""
+    standard-normal expert joins product k, else 0) and W = sum_m w_km P_m mu_m; gradients
+    dKL/dT = 1/2 (1/T - 1/T^2 - 2 W^2/T^3) and dKL/dW = W/T^2, mapped back to the experts by the
+    transposed subset mask."""
 
     @staticmethod
-    def _chunks(precision, weighted, weights, prior, chunk):
-        for start in range(0, weights.shape[0], chunk):
-            w = weights[start:start + chunk]
-            total = torch.einsum("km,mbd->kbd", w, precision) + prior[start:start + chunk]
-            yield w, total, torch.einsum("km,mbd->kbd", w, weighted)
+    def _blocks(precision, weighted, weights, prior, rows):
+        """(first row, rows, T, W) per block of data points, T and W (K, rows, D) in two buffers
+        that every block overwrites."""
+        experts, batch, dims = precision.shape
+        totals = precision.new_empty(len(weights), min(rows, batch) * dims)
+        sums = torch.empty_like(totals)
+        for start in range(0, batch, rows):
+            n = min(rows, batch - start)
+            block_precision = precision[:, start:start + n].reshape(experts, n * dims)
+            block_weighted = weighted[:, start:start + n].reshape(experts, n * dims)
+            total = torch.addmm(prior, weights, block_precision, out=totals[:, :n * dims])
+            mean_sum = torch.mm(weights, block_weighted, out=sums[:, :n * dims])
+            yield start, n, total.view(-1, n, dims), mean_sum.view(-1, n, dims)
 
     @staticmethod
-    def forward(ctx, precision, weighted, weights, prior, chunk):
+    def forward(ctx, precision, weighted, weights, prior, rows):
         ctx.save_for_backward(precision, weighted, weights, prior)
-        ctx.chunk = chunk
-        kl = precision.new_zeros(precision.shape[1])
-        for _, total, mean_sum in _MeanProductKL._chunks(precision, weighted, weights, prior, chunk):
-            inverse = total.reciprocal()
-            per_dim = (mean_sum * inverse).square() + inverse + total.log() - 1.0
-            kl += per_dim.sum((0, 2))
+        ctx.rows = rows
+        kl = precision.new_empty(precision.shape[1])
+        for start, n, total, mean_sum in _MeanProductKL._blocks(precision, weighted, weights, prior, rows):
+            per_dim = mean_sum.div_(total).square_().sub_(1.0)
+            per_dim += total.reciprocal()
+            per_dim += total.log_()
+            kl[start:start + n] = per_dim.sum((0, 2))
         return kl * (0.5 / weights.shape[0])
 
     @staticmethod
     def backward(ctx, grad_kl):
         precision, weighted, weights, prior = ctx.saved_tensors
-        grad_precision, grad_weighted = torch.zeros_like(precision), torch.zeros_like(weighted)
-        scale = (grad_kl / weights.shape[0]).view(1, -1, 1)
-        for w, total, mean_sum in _MeanProductKL._chunks(precision, weighted, weights, prior, ctx.chunk):
-            inverse = total.reciprocal()
-            mean = mean_sum * inverse
-            grad_total = (0.5 * inverse * (1.0 - inverse - 2.0 * mean.square())) * scale
-            grad_precision += torch.einsum("km,kbd->mbd", w, grad_total)
-            grad_weighted += torch.einsum("km,kbd->mbd", w, mean * inverse * scale)
+        experts, _, dims = precision.shape
+        grad_precision, grad_weighted = torch.empty_like(precision), torch.empty_like(weighted)
+        scale = grad_kl / weights.shape[0]
+        for start, n, total, mean_sum in _MeanProductKL._blocks(precision, weighted, weights, prior, ctx.rows):
+            block_scale = scale[start:start + n].view(1, n, 1)
+            inverse = total.reciprocal_()
+            mean = mean_sum.mul_(inverse)
+            grad_total = mean.square().mul_(-2.0).sub_(inverse).add_(1.0).mul_(inverse).mul_(0.5 * block_scale)
+            grad_mean_sum = mean.mul_(inverse).mul_(block_scale)
+            grad_precision[:, start:start + n] = (weights.t() @ grad_total.view(len(weights), -1)).view(experts, n, dims)
+            grad_weighted[:, start:start + n] = (weights.t() @ grad_mean_sum.view(len(weights), -1)).view(experts, n, dims)
         return grad_precision, grad_weighted, None, None, None
