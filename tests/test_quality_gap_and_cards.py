@@ -61,6 +61,9 @@ def test_card_lines_are_parsed_and_a_mismatch_fails_verify(tmp_path):
     (tmp_path / "card_probe.md").write_text("checksum-quick-seed0: " + "1" * 64 + "\n")
     result = CliRunner().invoke(cli, ["data", "verify", "card_probe", "--cards", str(tmp_path)], standalone_mode=False)
     assert result.exception is None and result.output.endswith("ok\n")
+    # the cpu run tier trains on the quick data, so its data is checked against the quick pin
+    result = CliRunner().invoke(cli, ["data", "verify", "card_probe", "--tier", "cpu", "--cards", str(tmp_path)], standalone_mode=False)
+    assert result.exception is None and result.output.endswith("ok\n")
 
 
 def test_committed_cards_pin_the_offline_builds():

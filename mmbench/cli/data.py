@@ -13,9 +13,15 @@ from mmbench.training.config import TIERS
 def data() -> None:
     """Build, verify or download datasets."""
 
+
+def data_tier(tier: str) -> str:
+    """The dataset tier a run tier trains on (the cpu tier uses the quick data)."""
+    return TIERS[tier]["dataset"]["tier"]
+
 @data.command("build")
 @click.argument("name")
-@click.option("--tier", type=click.Choice(list(TIERS)), default="quick", show_default=True)
+@click.option("--tier", type=click.Choice(list(TIERS)), default="quick", show_default=True,
+              help="Run tier whose data to build (cpu runs on the quick data).")
 @click.option("--seed", type=int, default=0, show_default=True, help="Dataset (split) seed.")
 @click.option("--data-root", type=click.Path(path_type=Path), envvar="MMBENCH_DATA")
 def data_build(name, tier, seed, data_root) -> None:
@@ -23,12 +29,13 @@ def data_build(name, tier, seed, data_root) -> None:
     from mmbench.api.registry import get_dataset
     from mmbench.data.cache import resolve_data_root
 
-    dataset = get_dataset(name, resolve_data_root(data_root), tier=tier, seed=seed)
-    click.echo(f"{name} {tier} seed {seed}: train {len(dataset.train)}, test {len(dataset.test)}, sha256 {dataset.checksum}")
+    dataset = get_dataset(name, resolve_data_root(data_root), tier=data_tier(tier), seed=seed)
+    click.echo(f"{name} {data_tier(tier)} seed {seed}: train {len(dataset.train)}, test {len(dataset.test)}, sha256 {dataset.checksum}")
 
 @data.command("verify")
 @click.argument("name")
-@click.option("--tier", type=click.Choice(list(TIERS)), default="quick", show_default=True)
+@click.option("--tier", type=click.Choice(list(TIERS)), default="quick", show_default=True,
+              help="Run tier whose data to check (cpu runs on the quick data).")
 @click.option("--seed", type=int, default=0, show_default=True)
 @click.option("--cards", type=click.Path(path_type=Path, file_okay=False, exists=True),
               help="Folder of dataset cards to check against [default: the cards shipped with mmbench].")
@@ -36,10 +43,10 @@ def data_verify(name, tier, seed, cards) -> None:
     """Rebuild dataset NAME from scratch and compare its checksum with its dataset card."""
     from mmbench.data.cards import CARDS_DIR, verify
 
-    pinned, rebuilt = verify(name, tier, seed, cards or CARDS_DIR)
+    pinned, rebuilt = verify(name, data_tier(tier), seed, cards or CARDS_DIR)
     click.echo(f"card:    {pinned}\nrebuilt: {rebuilt}")
     if pinned != rebuilt:
-        raise MMBenchError(f"{name} {tier} seed {seed} does not match its dataset card")
+        raise MMBenchError(f"{name} {data_tier(tier)} seed {seed} does not match its dataset card")
     click.echo("ok")
 
 @data.command("download")
