@@ -29,8 +29,9 @@ def data_build(name, tier, seed, data_root) -> None:
     from mmbench.api.registry import get_dataset
     from mmbench.data.cache import resolve_data_root
 
-    dataset = get_dataset(name, resolve_data_root(data_root), tier=data_tier(tier), seed=seed)
-    click.echo(f"{name} {data_tier(tier)} seed {seed}: train {len(dataset.train)}, test {len(dataset.test)}, sha256 {dataset.checksum}")
+    tier = data_tier(tier)
+    dataset = get_dataset(name, resolve_data_root(data_root), tier=tier, seed=seed)
+    click.echo(f"{name} {tier} seed {seed}: train {len(dataset.train)}, test {len(dataset.test)}, sha256 {dataset.checksum}")
 
 @data.command("verify")
 @click.argument("name")
@@ -43,10 +44,11 @@ def data_verify(name, tier, seed, cards) -> None:
     """Rebuild dataset NAME from scratch and compare its checksum with its dataset card."""
     from mmbench.data.cards import CARDS_DIR, verify
 
-    pinned, rebuilt = verify(name, data_tier(tier), seed, cards or CARDS_DIR)
+    tier = data_tier(tier)
+    pinned, rebuilt = verify(name, tier, seed, cards or CARDS_DIR)
     click.echo(f"card:    {pinned}\nrebuilt: {rebuilt}")
     if pinned != rebuilt:
-        raise MMBenchError(f"{name} {data_tier(tier)} seed {seed} does not match its dataset card")
+        raise MMBenchError(f"{name} {tier} seed {seed} does not match its dataset card")
     click.echo("ok")
 
 @data.command("download")
