@@ -123,8 +123,8 @@ def mean_product_kl(
     batch `rows` data points at a time in forward and backward, all K products of a block in two
     reused buffers updated in place, so no (K, B, D) tensor is ever stored. By default a block
     holds about 2^19 floats (2 MB), which stays in cache: fresh (K, B, D) temporaries, not
-    arithmetic, dominated the MoPoE step (66 -> 31 ms per forward + backward at M = 5, batch 256,
-    latent 512 against 16-subset chunks without reuse).
+    arithmetic, dominated the MoPoE step (65 -> 32 ms per forward + backward at M = 5, batch 256,
+    latent 512, against 16-subset chunks without reuse, interleaved in one process).
     """
     precision = torch.exp(-logvar)
     prior = prior_precision(prior_expert, len(subsets), 2, precision)
