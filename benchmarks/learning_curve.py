@@ -91,7 +91,8 @@ def _curve(path: Path) -> dict:
     rows = [{"train_seconds": seconds * r["epoch"] / epochs, **r} for r in data["train_history"] if HEADLINE in r]
     cooldown = data["config"]["train"].get("cooldown_epochs", 0)
     schedule = f"lr decaying over the last {cooldown}" if cooldown else "constant lr"
-    return {"label": f"{data['model']} {data['tier']} tier, {epochs} epochs, {schedule} (seed {data['seed']})", "rows": rows}
+    return {"label": f"{data['model']} on {data['dataset']}, {data['tier']} tier, {epochs} epochs, {schedule} (seed {data['seed']})",
+            "rows": rows}
 
 
 def plot(paths: list[Path], out: Path) -> None:
@@ -101,22 +102,26 @@ def plot(paths: list[Path], out: Path) -> None:
     import matplotlib.pyplot as plt
 
     fig, axes = plt.subplots(1, 3, figsize=(16, 4.5))
-    for path in paths:
+    paired = plt.get_cmap("tab20").colors  # a board has more curves than the default cycle's 10 colours:
+    colours = paired[0::2] + paired[1::2]  # the 10 strong ones first, then their light twins
+    for i, path in enumerate(paths):
         curve = _curve(Path(path))
         rows = curve["rows"]
         steps = [r["step"] for r in rows]
         minutes = [r["train_seconds"] / 60 for r in rows]
-        axes[0].plot(steps, [r[HEADLINE] for r in rows], marker="o", label=curve["label"])
-        axes[1].plot(minutes, [r[HEADLINE] for r in rows], marker="o", label=curve["label"])
-        axes[2].plot(steps, [r["latent_probe/k=1"] for r in rows], marker="o", label=curve["label"])
+        style = {"marker": "o", "color": colours[i % len(colours)], "label": curve["label"]}
+        axes[0].plot(steps, [r[HEADLINE] for r in rows], **style)
+        axes[1].plot(minutes, [r[HEADLINE] for r in rows], **style)
+        axes[2].plot(steps, [r["latent_probe/k=1"] for r in rows], **style)
     axes[0].set(xlabel="optimizer steps", ylabel="coherence, one given modality", title="coherence vs steps")
     axes[1].set(xlabel="training minutes (2 CPU cores)", ylabel="coherence, one given modality", title="coherence vs time")
     axes[2].set(xlabel="optimizer steps", ylabel="linear probe accuracy, one modality", title="latent probe vs steps")
     for ax in axes:
         ax.axhline(0.1, color="grey", linestyle=":", linewidth=1)
         ax.grid(alpha=0.3)
-    axes[0].legend(fontsize=7)
-    fig.tight_layout()
+    fig.legend(*axes[0].get_legend_handles_labels(), loc="lower center", ncol=3, fontsize=7, frameon=False)
+    rows_of_legend = -(-len(paths) // 3)
+    fig.tight_layout(rect=(0, 0.04 * rows_of_legend + 0.02, 1, 1))
     out.mkdir(parents=True, exist_ok=True)
     for suffix in ("png", "svg"):
         fig.savefig(out / f"learning-curves.{suffix}", dpi=110)
