@@ -12,7 +12,7 @@ from one modality. The RNG is left as found, so the trained weights equal those 
     python benchmarks/learning_curve.py --plot benchmarks/curves/*.json --out benchmarks/curves
 
 Each run writes <out>/<label>.json (the recipe and one row per scoring, with the training seconds
-spent so far); `--plot` draws coherence k=1 against steps and against training seconds for any
+spent so far); `--plot` draws coherence k=1 against steps, training seconds and tuples seen for any
 number of these files and of result.json records with curve points (PNG and SVG). Tiers are
 chosen from these curves.
 """
@@ -92,7 +92,7 @@ def _curve(path: Path) -> dict:
     cooldown = data["config"]["train"].get("cooldown_epochs", 0)
     schedule = f"lr decaying over the last {cooldown}" if cooldown else "constant lr"
     return {"label": f"{data['model']} on {data['dataset']}, {data['tier']} tier, {epochs} epochs, {schedule} (seed {data['seed']})",
-            "rows": rows}
+            "config": data["config"], "rows": rows}
 
 
 def plot(paths: list[Path], out: Path) -> None:
@@ -101,7 +101,8 @@ def plot(paths: list[Path], out: Path) -> None:
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    fig, axes = plt.subplots(1, 3, figsize=(16, 4.5))
+    fig, axes = plt.subplots(2, 2, figsize=(13, 8.5))
+    axes = axes.ravel()
     paired = plt.get_cmap("tab20").colors  # a board has more curves than the default cycle's 10 colours:
     colours = paired[0::2] + paired[1::2]  # the 10 strong ones first, then their light twins
     for i, path in enumerate(paths):
@@ -109,19 +110,23 @@ def plot(paths: list[Path], out: Path) -> None:
         rows = curve["rows"]
         steps = [r["step"] for r in rows]
         minutes = [r["train_seconds"] / 60 for r in rows]
+        tuples = [step * curve["config"]["train"]["batch_size"] / 1000 for step in steps]
         style = {"marker": "o", "color": colours[i % len(colours)], "label": curve["label"]}
         axes[0].plot(steps, [r[HEADLINE] for r in rows], **style)
         axes[1].plot(minutes, [r[HEADLINE] for r in rows], **style)
-        axes[2].plot(steps, [r["latent_probe/k=1"] for r in rows], **style)
+        axes[2].plot(tuples, [r[HEADLINE] for r in rows], **style)
+        axes[3].plot(steps, [r["latent_probe/k=1"] for r in rows], **style)
     axes[0].set(xlabel="optimizer steps", ylabel="coherence, one given modality", title="coherence vs steps")
     axes[1].set(xlabel="training minutes (2 CPU cores)", ylabel="coherence, one given modality", title="coherence vs time")
-    axes[2].set(xlabel="optimizer steps", ylabel="linear probe accuracy, one modality", title="latent probe vs steps")
+    axes[2].set(xlabel="training tuples seen (thousands: steps x batch size)", ylabel="coherence, one given modality",
+                title="coherence vs data seen")
+    axes[3].set(xlabel="optimizer steps", ylabel="linear probe accuracy, one modality", title="latent probe vs steps")
     for ax in axes:
         ax.axhline(0.1, color="grey", linestyle=":", linewidth=1)
         ax.grid(alpha=0.3)
-    fig.legend(*axes[0].get_legend_handles_labels(), loc="lower center", ncol=3, fontsize=7, frameon=False)
-    rows_of_legend = -(-len(paths) // 3)
-    fig.tight_layout(rect=(0, 0.04 * rows_of_legend + 0.02, 1, 1))
+    fig.legend(*axes[0].get_legend_handles_labels(), loc="lower center", ncol=2, fontsize=7, frameon=False)
+    rows_of_legend = -(-len(paths) // 2)
+    fig.tight_layout(rect=(0, (0.2 * rows_of_legend + 0.1) / fig.get_figheight(), 1, 1))  # room in inches per legend row
     out.mkdir(parents=True, exist_ok=True)
     for suffix in ("png", "svg"):
         fig.savefig(out / f"learning-curves.{suffix}", dpi=110)
