@@ -20,6 +20,11 @@ Measured, on random data with fixed seeds (5 modalities of 3x28x28 float images 
 - forward and backward of each conv and linear layer of one modality's PolyMNIST encoder and
   decoder alone: the share of peak its kernel reaches caps what a step built from them can reach.
 
+BENCH_DEVICE=cuda runs the training steps (every baseline, MoPoE over M, bf16, compiled) and the
+matmul peak on the GPU, each timed round ending in a device synchronize; the layer, generation
+and data benchmarks stay on CPU, so select the GPU ones with
+`-k "matmul or training_step or mopoe_step or bf16 or compiled"`.
+
 Threads are torch's default (set OMP_NUM_THREADS to change them). Time on an otherwise idle
 machine: with other jobs on the cores, torch's thread pool is oversubscribed and small ops (the
 in-memory batch) slow down by an order of magnitude or more.
@@ -54,6 +59,7 @@ from mmbench.api.registry import create_model
 from mmbench.objectives.subsets import all_subsets
 
 ROUNDS = int(os.environ.get("BENCH_ROUNDS", "5"))
+DEVICE = torch.device(os.environ.get("BENCH_DEVICE", "cpu"))
 LAYER_ROUNDS = 10 * ROUNDS  # a layer takes milliseconds; more rounds steady its figure
 BATCH = 256
 MODALITIES = 5
@@ -108,7 +114,8 @@ class Results:
         if not lines:
             return None
         headers = ["benchmark", "throughput", "unit", "MFLOP/item", "share of matmul peak", "peak GFLOP/s", "ratio", "vs"]
-        title = f"PolyMNIST-shaped benchmarks, batch {BATCH}, {torch.get_num_threads()} CPU threads"
+        where = torch.cuda.get_device_name(DEVICE) if DEVICE.type == "cuda" else f"{torch.get_num_threads()} CPU threads"
+        title = f"PolyMNIST-shaped benchmarks, batch {BATCH}, {where}"
         body = tabulate(lines, headers=headers, colalign=("left",) + ("right",) * 7, disable_numparse=True)
         return f"{title}\n{body}"
 
@@ -133,10 +140,23 @@ def results() -> Iterator[Results]:
         print("\n" + table)
 
 
+def synchronized(fn: Callable[[], object]) -> Callable[[], object]:
+    """`fn` followed by a wait for the GPU, so a timed round holds the kernels it launched."""
+    if DEVICE.type != "cuda":
+        return fn
+
+    def call() -> object:
+        out = fn()
+        torch.cuda.synchronize(DEVICE)
+        return out
+
+    return call
+
+
 def measure(benchmark, results: Results, name: str, fn: Callable[[], object], items: float, unit: str,
             flops: float | None = None, reference: str | None = None, rounds: int = ROUNDS) -> object:
     """Time `fn` (one call per round) and record items/s; returns fn's last result."""
-    out = benchmark.pedantic(fn, rounds=rounds, warmup_rounds=1)
+    out = benchmark.pedantic(synchronized(fn), rounds=rounds, warmup_rounds=1)
     rate = items / benchmark.stats.stats.mean if benchmark.stats is not None else None
     peak = matmul_gflops() if flops and rate is not None else None
     benchmark.extra_info.update(items_per_s=rate, flops_per_item=flops, matmul_gflops=peak, threads=torch.get_num_threads())
@@ -147,17 +167,20 @@ def measure(benchmark, results: Results, name: str, fn: Callable[[], object], it
 @functools.cache
 def _matmul_operands() -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
     g = torch.Generator().manual_seed(0)
-    return (*(torch.randn(MATMUL_SIZE, MATMUL_SIZE, generator=g) for _ in range(2)), torch.empty(MATMUL_SIZE, MATMUL_SIZE))
+    a, b = (torch.randn(MATMUL_SIZE, MATMUL_SIZE, generator=g).to(DEVICE) for _ in range(2))
+    return a, b, torch.empty(MATMUL_SIZE, MATMUL_SIZE, device=DEVICE)
 
 
 def matmul_gflops(rounds: int = 3) -> float:
     """The best of `rounds` fp32 2048^3 matmuls in GFLOP/s: the peak a row's share is taken of,
     measured right after the row because this machine's speed drifts during a run."""
     a, b, c = _matmul_operands()
+    matmul = synchronized(partial(torch.mm, a, b, out=c))
+    matmul()  # the first GPU matmul also loads its kernel
     best = math.inf
     for _ in range(rounds):
         began = time.perf_counter()
-        torch.mm(a, b, out=c)
+        matmul()
         best = min(best, time.perf_counter() - began)
     return 2 * MATMUL_SIZE**3 / best / 1e9
 
@@ -176,12 +199,12 @@ def polymnist_spec(num_modalities: int) -> DatasetSpec:
 
 def random_images(num_modalities: int, n: int, seed: int = 0) -> list[torch.Tensor]:
     g = torch.Generator().manual_seed(seed)
-    return [torch.rand(n, 3, 28, 28, generator=g) for _ in range(num_modalities)]
+    return [torch.rand(n, 3, 28, 28, generator=g).to(DEVICE) for _ in range(num_modalities)]
 
 
 def build_model(name: str, num_modalities: int) -> MultimodalVAE:
     torch.manual_seed(0)
-    return create_model(name, polymnist_spec(num_modalities))
+    return create_model(name, polymnist_spec(num_modalities)).to(DEVICE)
 
 
 def make_step(model: MultimodalVAE, loss_fn: Callable[[], torch.Tensor]) -> Callable[[], torch.Tensor]:
@@ -224,11 +247,9 @@ def benchmark_training(benchmark, results: Results, name: str, model: Multimodal
 
 def test_matmul_peak(benchmark, results: Results):
     """fp32 matmul throughput in GFLOP/s: the peak the training steps are measured against."""
-    g = torch.Generator().manual_seed(0)
-    a, b = (torch.randn(MATMUL_SIZE, MATMUL_SIZE, generator=g) for _ in range(2))
-    c = torch.empty(MATMUL_SIZE, MATMUL_SIZE)
+    a, b, c = _matmul_operands()
     measure(benchmark, results, PEAK, partial(torch.mm, a, b, out=c), 2 * MATMUL_SIZE**3 / 1e9, "GFLOP/s")
-    torch.testing.assert_close(c[:8].double(), a[:8].double() @ b.double(), rtol=1e-4, atol=1e-3)
+    torch.testing.assert_close(c[:8].double().cpu(), (a[:8].double() @ b.double()).cpu(), rtol=1e-4, atol=1e-3)
 
 
 @pytest.mark.parametrize("name", BASELINES)
@@ -395,7 +416,7 @@ def test_mopoe_bf16_step(benchmark, results: Results):
     xs = random_images(MODALITIES, BATCH)
 
     def loss() -> torch.Tensor:
-        with torch.autocast("cpu", dtype=torch.bfloat16):
+        with torch.autocast(DEVICE.type, dtype=torch.bfloat16):
             return model.loss(xs).float()
 
     benchmark_training(benchmark, results, f"train mopoe M={MODALITIES} bf16 autocast", model, loss,

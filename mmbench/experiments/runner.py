@@ -143,11 +143,24 @@ def run_missing(entries: list[Entry], records: list[StoredRecord], results: Path
 
 
 def pick_device(name: str) -> torch.device:
+    """The torch device for --device NAME; on a GPU, set up as `reproducible_cuda` says."""
     if name == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+        name = "cuda" if torch.cuda.is_available() else "cpu"
     if name.startswith("cuda") and not torch.cuda.is_available():
         raise ConfigError(f"device {name!r} asked for, but CUDA is not available here")
+    if name.startswith("cuda"):
+        reproducible_cuda()
     return torch.device(name)
+
+
+def reproducible_cuda() -> None:
+    """Deterministic cuDNN kernels, so one seed on one GPU gives one set of scores (the default
+    picks atomics-based convolution gradients), and no TF32, so a record that says fp32 was
+    computed in fp32 and stays comparable with CPU records (bf16 is the fast option)."""
+    torch.backends.cudnn.deterministic = True
+    torch.backends.cudnn.benchmark = False
+    torch.backends.cudnn.allow_tf32 = False
+    torch.backends.cuda.matmul.allow_tf32 = False
 
 
 def requested_config(request: RunRequest) -> dict:
