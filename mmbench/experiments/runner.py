@@ -154,9 +154,10 @@ def pick_device(name: str) -> torch.device:
 
 
 def reproducible_cuda() -> None:
-    """Deterministic cuDNN kernels, so one seed on one GPU gives one set of scores (the default
-    picks atomics-based convolution gradients), and no TF32, so a record that says fp32 was
-    computed in fp32 and stays comparable with CPU records (bf16 is the fast option)."""
+    """Deterministic cuDNN kernels, so one seed on one GPU gives one set of scores (by default
+    cuDNN may pick nondeterministic convolution algorithms: torch's reproducibility notes), and no
+    TF32, so a record that says fp32 was computed in fp32 and stays comparable with CPU records
+    (bf16 is the fast option)."""
     torch.backends.cudnn.deterministic = True
     torch.backends.cudnn.benchmark = False
     torch.backends.cudnn.allow_tf32 = False
