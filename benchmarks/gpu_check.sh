@@ -5,7 +5,7 @@
 #   2. a cpu-tier MoPoE run and the README's quick run on the GPU, their times and scores to set
 #      beside the 2-core CPU's records;
 #   3. the training-step benchmarks on the GPU (benchmarks/bench_training.py, batch 256).
-# Each step is time-boxed and runs whatever the one before it gave. Data and classifiers come from
+# Each step is time-boxed and runs even where one before it failed. Data and classifiers come from
 # MMBENCH_DATA (the PolyMNIST build takes under a minute where it is missing).
 # Usage: bash benchmarks/gpu_check.sh OUTDIR [RUNDIR]   (OUTDIR gets the logs and result records)
 set -u

@@ -9,6 +9,7 @@ import torch
 
 from golden.reference_losses import CASES, setting
 from mmbench.api.plugin_check import check_model
+from mmbench.api.registry import list_models
 from test_run_end_to_end import TINY, mmbench
 
 pytestmark = pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU")
@@ -18,7 +19,6 @@ CPU_NOISE_CASES = sorted(set(CASES) - {"mmvae-shi", "mmvaeplus", "mmvaeplus-iwae
 """Golden cases whose every random draw goes through torch.randn_like or torch.randint (checked
 on CPU: two torch seeds give one loss once both are patched); the other three also sample
 through torch.distributions, whose draws differ between devices."""
-BASELINES = ("unimodal", "mvae", "mmvae", "mopoe", "mmvaeplus", "mvtcae", "mmjsd", "mmvm")
 
 
 @pytest.fixture
@@ -59,7 +59,7 @@ def test_the_loss_on_cuda_equals_the_loss_on_cpu(case, cpu_noise):
                for p in model.parameters() if p.requires_grad)
 
 
-@pytest.mark.parametrize("name", BASELINES)
+@pytest.mark.parametrize("name", list_models())
 def test_every_baseline_passes_the_plugin_check_on_cuda(name):
     """What `mmbench check-plugin --device cuda` runs: device-placement bugs (a tensor made on the
     CPU inside a model) show only here."""
