@@ -40,6 +40,23 @@ def test_assets_are_reused_reproducible_and_shared_by_content(tmp_path, fast_rec
     assert C.modality_key(one, 0) == C.modality_key(dataset, 0) != C.modality_key(dataset, 1)
 
 
+@pytest.mark.parametrize("device", ["cpu", pytest.param("cuda", marks=pytest.mark.skipif(
+    not torch.cuda.is_available(), reason="needs a CUDA GPU"))])
+def test_training_the_judges_moves_the_callers_random_streams_as_loading_them_does(tmp_path, fast_recipe, device):
+    """A run that trains its judges on first use draws the same samples afterwards as one that
+    loads them (on an H200 training reseeded the CUDA stream, and a run's first scores differed
+    from its repeat's)."""
+    device, dataset = torch.device(device), _dataset()
+
+    def streams_after_judges():
+        torch.manual_seed(3)
+        C.load_or_train_classifiers(dataset, tmp_path, device, progress=False)
+        return [torch.get_rng_state()] + ([torch.cuda.get_rng_state(device)] if device.type == "cuda" else [])
+
+    trained, loaded = streams_after_judges(), streams_after_judges()
+    assert all(torch.equal(a, b) for a, b in zip(trained, loaded, strict=True))
+
+
 def test_tampered_asset_is_refused(tmp_path, fast_recipe):
     dataset = _dataset()
     C.load_or_train_classifiers(dataset, tmp_path, torch.device("cpu"), progress=False)

@@ -17,6 +17,7 @@ from tqdm import tqdm
 from mmbench.data.base import MultimodalDataset, to_model_input
 from mmbench.errors import DataError
 from mmbench.evaluation.assets import load_asset, save_asset
+from mmbench.random_state import private_rng
 
 RECIPE = {"version": 3, "epochs": 3, "batch_size": 128, "lr": 4e-3, "weight_decay": 1e-4, "seed": 0, "width": 24, "max_shift": 2}
 """Version 3: 3 epochs instead of 8, so that training the five PolyMNIST judges on a fresh data root
@@ -106,9 +107,7 @@ def _new_classifier(dataset: MultimodalDataset, m: int) -> ImageClassifier:
 
 
 def _train(dataset: MultimodalDataset, m: int, folder: Path, stem: str, device: torch.device, progress: bool) -> None:
-    # A private RNG: training the classifiers on first use must not move the caller's random
-    # stream, or a run's scores would depend on whether the assets were already cached.
-    with torch.random.fork_rng(devices=[]):
+    with private_rng(device):
         torch.manual_seed(RECIPE["seed"] + m)
         net = _new_classifier(dataset, m).to(device)
         _fit(net, dataset.train.modalities[m], dataset.train.labels, device, progress, f"classifier m{m}")

@@ -28,6 +28,7 @@ from mmbench.metrics.coherence import ConditionalCoherence, UnconditionalCoheren
 from mmbench.metrics.feature_distance import ClassifierFeatureDistance
 from mmbench.metrics.fid import FID, InceptionFeatures, dataset_statistics
 from mmbench.objectives.subsets import all_subsets
+from mmbench.random_state import private_rng
 
 
 @dataclass
@@ -143,7 +144,7 @@ def curve_point(ctx: EvalContext, samples: int) -> dict[str, float]:
     small = replace(ctx, test=ctx.test.subset(slice(0, samples)), progress=False,
                     options={**ctx.options, "unconditional_samples": samples, "probe_train_samples": samples})
     names = [name for name in ("coherence", "latent_probe") if EVALUATORS[name].applies(small)]
-    with torch.random.fork_rng(devices=[ctx.device] if ctx.device.type == "cuda" else []):
+    with private_rng(ctx.device):
         metrics = evaluate(small, names).metrics
     ctx.model.train()
     return {name: metrics[name] for name in CURVE_METRICS if name in metrics}

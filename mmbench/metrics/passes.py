@@ -12,6 +12,7 @@ import torch
 from tqdm import tqdm
 
 from mmbench.data.base import MultimodalSplit
+from mmbench.random_state import private_rng
 
 
 @dataclass(frozen=True)
@@ -25,7 +26,7 @@ class EvalPass:
         """(row indices, modality tensors on `device`) per batch of `rows` (default: all of `split`),
         under the random state `seed` gives."""
         rows = torch.arange(len(split)) if rows is None else rows
-        with torch.random.fork_rng(devices=[self.device] if self.device.type == "cuda" else []):
+        with private_rng(self.device):
             torch.manual_seed(self.seed)
             for start in tqdm(range(0, len(rows), self.batch_size), desc=desc, disable=not self.progress, leave=False):
                 index = rows[start:start + self.batch_size]
