@@ -91,7 +91,9 @@ def _curve(path: Path) -> dict:
     rows = [{"train_seconds": seconds * r["epoch"] / epochs, **r} for r in data["train_history"] if HEADLINE in r]
     cooldown = data["config"]["train"].get("cooldown_epochs", 0)
     schedule = f"lr decaying over the last {cooldown}" if cooldown else "constant lr"
-    return {"label": f"{data['model']} on {data['dataset']}, {data['tier']} tier, {epochs} epochs, {schedule} (seed {data['seed']})",
+    n_train = data["config"]["dataset"].get("n_train")
+    tuples = f", {n_train:,} training tuples" if n_train else ""
+    return {"label": f"{data['model']} on {data['dataset']}, {data['tier']} tier{tuples}, {epochs} epochs, {schedule} (seed {data['seed']})",
             "config": data["config"], "rows": rows}
 
 
