@@ -267,8 +267,10 @@ def test_rescoring_recomputes_the_quality_gap_from_the_unimodal_run_beside_it(tm
     (tmp_path / "unimodal").mkdir()
     (tmp_path / "unimodal" / "result.json").write_text(json.dumps(unimodal))
     gaps = lambda r: {k: v for k, v in r["metrics"].items() if k.startswith("quality_gap/feature_distance/m") and "ratio" not in k}
+    (run_dir / CHECKPOINT).unlink()  # the gap needs the records alone: committed records keep no checkpoint
     scored = rescore(run_dir, ["quality_gap"], data_root=data_root, progress=False)
     assert len(gaps(scored)) == 5 and all(v == pytest.approx(1.0) for v in gaps(scored).values())
+    assert json.loads((run_dir / "result.json").read_text())["metrics"] == scored["metrics"]
     (tmp_path / "unimodal" / "result.json").write_text(json.dumps({**unimodal, "score_versions": {**record["score_versions"], "tier:quick": 1}}))
     rescored = rescore(run_dir, ["quality_gap"], data_root=data_root, progress=False)
     assert not any(k.startswith("quality_gap/") for k in rescored["metrics"]) and "quality_gap" not in rescored["metric_versions"]

@@ -296,8 +296,15 @@ def recipe_provenance(model: str, tier: str, overrides: tuple[str, ...]) -> dict
 
 
 def rescore(run_dir: Path, metrics: list[str] | None = None, data_root: Path | None = None, device: str = "auto", progress: bool = True) -> dict:
-    """(Re)compute metrics of a finished run from its config and checkpoint; updates result.json."""
+    """(Re)compute metrics of a finished run from its config and checkpoint; updates result.json.
+    The quality gap alone needs only the records (this one and the unimodal run beside it), so a
+    record kept without its checkpoint can still be compared with a unimodal run added later."""
     with exclusive(run_dir):
+        if metrics and set(metrics) == {QualityGap.name}:
+            record = read_record(Path(run_dir) / RESULT_FILE)
+            _refresh_quality_gap(record, Path(run_dir))
+            write_record(Path(run_dir), record)
+            return record
         return _rescore(Path(run_dir), metrics, data_root, device, progress)
 
 
@@ -353,13 +360,7 @@ def _score(record: dict, ctx: EvalContext, run_dir: Path, metrics: list[str] | N
     save_sample_grids(model, ctx.test, run_dir / "samples", seed=seed, device=device)
     record["metrics"] = {**record["metrics"], **scores}
     record["metric_versions"] = {**record["metric_versions"], **versions}
-    # the gap is always recomputed from the unimodal run beside this one: kept, it could outlive or mismatch its reference
-    record["metrics"] = {k: v for k, v in record["metrics"].items() if not k.startswith(f"{QualityGap.name}/")}
-    record["metric_versions"].pop(QualityGap.name, None)
-    reference = find_reference(run_dir, record) if record["model"] != REFERENCE_MODEL else None
-    if reference is not None:
-        record["metrics"].update(quality_gap(record, reference))
-        record["metric_versions"][QualityGap.name] = QualityGap.version
+    _refresh_quality_gap(record, run_dir)
     manifest = ctx.extras.get("classifier_manifest")
     classifiers = {}
     if manifest:
@@ -368,6 +369,17 @@ def _score(record: dict, ctx: EvalContext, run_dir: Path, metrics: list[str] | N
     record["provenance"] = provenance(device, dataset.checksum, classifiers)
     write_record(run_dir, record)
     return record
+
+
+def _refresh_quality_gap(record: dict, run_dir: Path) -> None:
+    """Recompute the gap from the unimodal run beside this one, or drop it where there is none:
+    kept, it could outlive or mismatch its reference."""
+    record["metrics"] = {k: v for k, v in record["metrics"].items() if not k.startswith(f"{QualityGap.name}/")}
+    record["metric_versions"].pop(QualityGap.name, None)
+    reference = find_reference(run_dir, record) if record["model"] != REFERENCE_MODEL else None
+    if reference is not None:
+        record["metrics"].update(quality_gap(record, reference))
+        record["metric_versions"][QualityGap.name] = QualityGap.version
 
 
 def _limit(split, n: int | None):
