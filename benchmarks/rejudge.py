@@ -28,22 +28,34 @@ from mmbench.evaluation.evaluators import EvalContext, evaluate
 from mmbench.training.checkpoint import load_checkpoint
 
 
+def _n_train(value: str) -> str | int:
+    """'default' or a positive count (argparse turns the ValueError into a one-line usage error)."""
+    if value == "default":
+        return value
+    if int(value) <= 0:
+        raise ValueError(value)
+    return int(value)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("run", type=Path, help="a finished run directory (config.json, checkpoint.pt)")
     parser.add_argument("--split", choices=("test", "train"), default="test", help="tuples to score besides the test split")
-    parser.add_argument("--judges-n-train", default=None,
+    parser.add_argument("--judges-n-train", default=None, type=_n_train,
                         help="judge with the build of this n_train ('default' for the tier's own size)")
     parser.add_argument("--samples", type=int, default=1000, help="tuples scored per split")
     parser.add_argument("--data-root", type=Path, default=None)
     args = parser.parse_args()
+    missing = [name for name in ("config.json", "checkpoint.pt") if not (args.run / name).is_file()]
+    if missing:
+        parser.error(f"{args.run} is not a finished run (no {' or '.join(missing)})")
 
     config = json.loads((args.run / "config.json").read_text())
     root = args.data_root or default_data_root()
     dataset = get_dataset(config["dataset_name"], root, **config["dataset"])
     judged_by = dataset
     if args.judges_n_train is not None:
-        n_train = None if args.judges_n_train == "default" else int(args.judges_n_train)
+        n_train = None if args.judges_n_train == "default" else args.judges_n_train
         judged_by = get_dataset(config["dataset_name"], root, **{**config["dataset"], "n_train": n_train})
     model = create_model(config["model_name"], dataset.spec, **config["model"])
     model.load_state_dict(load_checkpoint(args.run / "checkpoint.pt")["model"])
