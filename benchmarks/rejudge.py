@@ -4,7 +4,7 @@ from the measurement's.
 The harness trains its judges on the dataset build's own training tuples, so two runs on builds of
 different sizes are judged by different classifiers; and a run is scored on test tuples only, so
 memorising the training tuples does not show. This script reruns the `coherence` evaluator of a
-finished run (its config and checkpoint) on the first N tuples of either split, judged by the
+finished run (its record and checkpoint, loaded as `mmbench evaluate` loads them) on the first N tuples of either split, judged by the
 judges of its own build or of the same build at another `n_train`:
 
     python benchmarks/rejudge.py RUN_DIR --split train            # memorising? train vs test
@@ -16,16 +16,16 @@ and the chosen one (test, own judges, reproduces the record's own scores).
 from __future__ import annotations
 
 import argparse
-import json
 from dataclasses import replace
 from pathlib import Path
 
 import torch
 
-from mmbench.api.registry import create_model, get_dataset
+from mmbench.api.registry import get_dataset
 from mmbench.data.cache import default_data_root
+from mmbench.errors import MMBenchError
 from mmbench.evaluation.evaluators import EvalContext, evaluate
-from mmbench.training.checkpoint import load_checkpoint
+from mmbench.experiments.runner import load_finished_run
 
 
 def _n_train(value: str) -> str | int:
@@ -39,29 +39,26 @@ def _n_train(value: str) -> str | int:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("run", type=Path, help="a finished run directory (config.json, checkpoint.pt)")
+    parser.add_argument("run", type=Path, help="a finished run directory (result.json, checkpoint.pt)")
     parser.add_argument("--split", choices=("test", "train"), default="test", help="tuples to score besides the test split")
     parser.add_argument("--judges-n-train", default=None, type=_n_train,
                         help="judge with the build of this n_train ('default' for the tier's own size)")
     parser.add_argument("--samples", type=int, default=1000, help="tuples scored per split")
     parser.add_argument("--data-root", type=Path, default=None)
     args = parser.parse_args()
-    missing = [name for name in ("config.json", "checkpoint.pt") if not (args.run / name).is_file()]
-    if missing:
-        parser.error(f"{args.run} is not a finished run (no {' or '.join(missing)})")
-
-    config = json.loads((args.run / "config.json").read_text())
     root = args.data_root or default_data_root()
-    dataset = get_dataset(config["dataset_name"], root, **config["dataset"])
+    try:
+        record, dataset, model = load_finished_run(args.run, root)
+    except MMBenchError as exc:
+        parser.error(str(exc))
+    config = record["config"]
     judged_by = dataset
     if args.judges_n_train is not None:
         n_train = None if args.judges_n_train == "default" else args.judges_n_train
-        judged_by = get_dataset(config["dataset_name"], root, **{**config["dataset"], "n_train": n_train})
-    model = create_model(config["model_name"], dataset.spec, **config["model"])
-    model.load_state_dict(load_checkpoint(args.run / "checkpoint.pt")["model"])
+        judged_by = get_dataset(record["dataset"], root, **{**config["dataset"], "n_train": n_train})
     ctx = EvalContext(model=model.eval(), dataset=judged_by, train=dataset.train, test=dataset.test,
-                      options={**config["eval"], "max_test_samples": args.samples}, seed=config["seed"],
-                      device=torch.device("cpu"), data_root=root, progress=False)
+                      options=config["eval"], seed=record["seed"], device=torch.device("cpu"), data_root=root,
+                      progress=False)
     ctx.classifiers()  # loaded before scoring, as the runner does, so the samples draw the same noise
     for name in dict.fromkeys(("test", args.split)):
         split = getattr(dataset, name)

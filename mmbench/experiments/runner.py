@@ -19,7 +19,9 @@ from typing import Iterator
 
 import torch
 
+from mmbench.api.model import MultimodalVAE
 from mmbench.api.registry import create_model, get_dataset
+from mmbench.data.base import MultimodalDataset
 from mmbench.data.cache import default_data_root
 from mmbench.api.options import parse_assignment
 from mmbench.errors import ConfigError, DataError, MMBenchError
@@ -309,9 +311,17 @@ def rescore(run_dir: Path, metrics: list[str] | None = None, data_root: Path | N
 
 
 def _rescore(run_dir: Path, metrics: list[str] | None, data_root: Path | None, device: str, progress: bool) -> dict:
+    data_root = Path(data_root) if data_root else default_data_root()
+    record, dataset, model = load_finished_run(run_dir, data_root)
+    ctx = _context(record["config"], record["seed"], model, dataset, data_root, pick_device(device), progress)
+    return _score(record, ctx, run_dir, metrics)
+
+
+def load_finished_run(run_dir: Path, data_root: Path) -> tuple[dict, MultimodalDataset, MultimodalVAE]:
+    """A finished run's record, dataset and trained model (on the CPU), with one-line errors for a
+    checkpoint that is unfinished or does not fit the model its record describes."""
     record = read_record(run_dir / RESULT_FILE)
     config = record["config"]
-    data_root = Path(data_root) if data_root else default_data_root()
     dataset = get_dataset(record["dataset"], data_root, **config["dataset"])
     model = create_model(record["model"], dataset.spec, **config["model"])
     state = load_checkpoint(run_dir / CHECKPOINT)
@@ -323,8 +333,7 @@ def _rescore(run_dir: Path, metrics: list[str] | None, data_root: Path | None, d
     except (KeyError, TypeError, RuntimeError) as exc:
         reason = (str(exc).strip().splitlines() or [""])[0][:160]
         raise MMBenchError(f"checkpoint {run_dir / CHECKPOINT} does not fit the model its record describes ({type(exc).__name__}: {reason})") from None
-    ctx = _context(config, record["seed"], model, dataset, data_root, pick_device(device), progress)
-    return _score(record, ctx, run_dir, metrics)
+    return record, dataset, model
 
 
 def _context(config: dict, seed: int, model, dataset, data_root: Path, device: torch.device, progress: bool) -> EvalContext:
