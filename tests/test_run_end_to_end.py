@@ -28,6 +28,15 @@ def mmbench(*args, data_root, check=True):
     return proc
 
 
+def assert_same_run(record: dict, expected: dict) -> None:
+    """Same losses and scores up to float32 round-off. Once in CI (stop 34) a resumed run's feature
+    distances differed from the clean run's in the 7th digit (relative 2.5e-7), every coherence
+    equal. A replay error moves the losses far more (checked: not restoring the shuffle state fails
+    here). On this repo's machines the two are bitwise equal (12 kills between 0 and 1 s)."""
+    assert record["train_history"] == [pytest.approx(row, rel=1e-6) for row in expected["train_history"]]
+    assert record["metrics"] == pytest.approx(expected["metrics"], rel=1e-6)
+
+
 @pytest.fixture(scope="module")
 def data_root(tmp_path_factory):
     return tmp_path_factory.mktemp("data")
@@ -70,8 +79,7 @@ def test_kill_and_resume_gives_the_same_scores(tmp_path, data_root):
     mmbench(*args, "--out", str(killed), "--resume", data_root=data_root)
     clean = json.loads((tmp_path / "clean" / "result.json").read_text())
     resumed = json.loads((killed / "result.json").read_text())
-    assert resumed["metrics"] == clean["metrics"]
-    assert resumed["train_history"] == clean["train_history"]
+    assert_same_run(resumed, clean)
 
 
 def test_a_finished_run_continued_for_more_epochs_is_the_longer_run(tmp_path, data_root):
@@ -83,7 +91,7 @@ def test_a_finished_run_continued_for_more_epochs_is_the_longer_run(tmp_path, da
     finished = json.loads((short / "result.json").read_text())
     mmbench(*args, *longer, "--out", str(short), "--resume", data_root=data_root)
     long, continued = (json.loads((tmp_path / d / "result.json").read_text()) for d in ("long", "short"))
-    assert continued["metrics"] == long["metrics"] and continued["train_history"] == long["train_history"]
+    assert_same_run(continued, long)
     assert json.loads((short / "config.json").read_text())["train"]["epochs"] == 3
     # the 2-epoch run is kept beside it, record and weights
     assert json.loads((short / "result.epochs2.json").read_text()) == finished
