@@ -29,7 +29,7 @@ def mmbench(*args, data_root, check=True):
 
 
 def assert_same_run(record: dict, expected: dict) -> None:
-    """Same losses and scores up to float32 round-off. Once in CI (stop 34) a resumed run's feature
+    """Same losses and scores up to float32 round-off. Once in CI a resumed run's feature
     distances differed from the clean run's in the 7th digit (relative 2.5e-7), every coherence
     equal. A replay error moves the losses far more (checked: not restoring the shuffle state fails
     here). On this repo's machines the two are bitwise equal (12 kills between 0 and 1 s)."""
