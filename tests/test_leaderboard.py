@@ -354,6 +354,23 @@ def test_runs_that_changed_the_tiers_settings_get_a_board_of_their_own(tmp_path)
     assert sorted(p.read_bytes() for p in (site / "samples").iterdir()) == [b"mvae-polymnist-quick-seed0", b"short"]
 
 
+def test_a_seed_run_again_with_other_settings_is_another_run_not_a_duplicate(tmp_path):
+    """Seed 0 of the tier's recipe and seed 0 with `--set train.epochs=3` are both kept, each on
+    its own board, and neither is reported as a duplicate of the other."""
+    from mmbench.results.records import score_versions
+
+    current = score_versions("mvae", 1, "quick")
+    write(tmp_path, make_record("mvae", 0, coherence=0.6, score_versions=current), "default")
+    short = make_record("mvae", 0, coherence=0.2, score_versions=current)
+    short["config"]["train"]["epochs"] = 3
+    short["provenance"]["created"] = "2026-01-01T00:00:00+00:00"
+    write(tmp_path, short, "short")
+    boards, problems = _boards(tmp_path)
+    assert problems == []
+    assert [(b.title.endswith("with train.epochs=3"), b.mean.at["mvae", "coherence/unconditional"]) for b in boards] == [
+        (False, pytest.approx(0.3)), (True, pytest.approx(0.1))]
+
+
 def test_settings_that_leave_the_numbers_alone_keep_a_run_on_its_tiers_board_and_long_titles_make_short_files(tmp_path):
     """Which metrics ran and where MNIST was read from do not split a board; a run that changed a
     dozen settings gets a board whose files still fit a file name; a config section that is not a

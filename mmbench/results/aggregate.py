@@ -18,12 +18,10 @@ import numpy as np
 import pandas as pd
 from scipy.special import stdtrit
 
-from mmbench.errors import MMBenchError
 from mmbench.metrics.families import PRIMARY_METRIC, column_order, summaries
-from mmbench.nn import NETWORKS_VERSION
-from mmbench.results.records import compatibility
+from mmbench.results.records import changed_settings, compatibility
 from mmbench.results.store import StoredRecord, newest_per_run
-from mmbench.training.config import SECTIONS, TIER_VERSIONS, TIERS, resolve_config, with_added_settings
+from mmbench.training.config import TIERS
 
 TRAIN_SECONDS = "train_seconds"
 NUM_PARAMETERS = "num_parameters"
@@ -70,34 +68,6 @@ def mean_ci95(values: list[float] | np.ndarray) -> tuple[float, float]:
     if len(x) < 2:
         return float(x.mean()) if len(x) else math.nan, math.nan
     return float(x.mean()), float(stdtrit(len(x) - 1, 0.975) * x.std(ddof=1) / math.sqrt(len(x)))
-
-
-NOT_THE_NUMBERS = frozenset({"eval.metrics", "eval.judge", "eval.official_classifiers", "eval.official_sha256",
-                             "dataset.mnist_dir", "train.curve_every", "eval.curve_samples"})
-"""Settings that choose which metrics run, who judges or where inputs are read, not what a score
-comes out as: a run that changes them stays on its tier's board (a judge has its own version key)."""
-
-
-def changed_settings(record: dict) -> tuple[str, ...]:
-    """The settings, as `--set` takes them, in which a record departs from what its tier's current
-    recipe resolves to for its model and dataset. Empty for a record of an older recipe or network
-    version (it stands apart by that version, and its config is that recipe's) and for models or
-    datasets unknown here; a model option whose default changed with the model's version is read
-    as changed, since only the installed model's defaults are known."""
-    model, dataset, tier = record["model"], record["dataset"], record["tier"]
-    versions = compatibility(record)
-    if versions.get(f"tier:{tier}") != TIER_VERSIONS.get(tier) or versions.get("networks") != NETWORKS_VERSION:
-        return ()
-    try:
-        expected = json.loads(json.dumps(resolve_config(model, dataset, tier, [])))
-    except MMBenchError:
-        return ()
-    recorded = with_added_settings(record["config"])
-    return tuple(sorted(
-        f"{section}.{key}={value if isinstance(value, str) else json.dumps(value)}"
-        for section in SECTIONS if isinstance(recorded.get(section), dict) for key, value in recorded[section].items()
-        if key in expected[section] and expected[section][key] != value and f"{section}.{key}" not in NOT_THE_NUMBERS
-    ))
 
 
 def build_boards(records: list[StoredRecord]) -> list[Board]:

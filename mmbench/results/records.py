@@ -20,7 +20,7 @@ import mmbench
 from mmbench.errors import MMBenchError
 from mmbench.files import atomic_write_json
 from mmbench.metrics.families import bounds_error
-from mmbench.training.config import TIER_VERSIONS, TIERS
+from mmbench.training.config import SECTIONS, TIER_VERSIONS, TIERS, resolve_config, with_added_settings
 
 SCHEMA_VERSION = 1
 """Bumped when a field changes meaning or becomes required; optional additions (`metrics_stderr`:
@@ -66,6 +66,36 @@ def compatibility(record: dict) -> dict[str, int]:
     version 1 of everything."""
     versions = record.get("score_versions") or {"networks": 1, f"tier:{record['tier']}": 1, f"model:{record['model']}": 1}
     return {**record["metric_versions"], **versions}
+
+
+NOT_THE_NUMBERS = frozenset({"eval.metrics", "eval.judge", "eval.official_classifiers", "eval.official_sha256",
+                             "dataset.mnist_dir", "train.curve_every", "eval.curve_samples"})
+"""Settings that choose which metrics run, who judges or where inputs are read, not what a score
+comes out as: a run that changes them stays on its tier's board (a judge has its own version key)."""
+
+
+def changed_settings(record: dict) -> tuple[str, ...]:
+    """The settings, as `--set` takes them, in which a record departs from what its tier's current
+    recipe resolves to for its model and dataset. Empty for a record of an older recipe or network
+    version (it stands apart by that version, and its config is that recipe's) and for models or
+    datasets unknown here; a model option whose default changed with the model's version is read
+    as changed, since only the installed model's defaults are known."""
+    from mmbench.nn import NETWORKS_VERSION
+
+    model, dataset, tier = record["model"], record["dataset"], record["tier"]
+    versions = compatibility(record)
+    if versions.get(f"tier:{tier}") != TIER_VERSIONS.get(tier) or versions.get("networks") != NETWORKS_VERSION:
+        return ()
+    try:
+        expected = json.loads(json.dumps(resolve_config(model, dataset, tier, [])))
+    except MMBenchError:
+        return ()
+    recorded = with_added_settings(record["config"])
+    return tuple(sorted(
+        f"{section}.{key}={value if isinstance(value, str) else json.dumps(value)}"
+        for section in SECTIONS if isinstance(recorded.get(section), dict) for key, value in recorded[section].items()
+        if key in expected[section] and expected[section][key] != value and f"{section}.{key}" not in NOT_THE_NUMBERS
+    ))
 
 
 def provenance(device: torch.device, dataset_checksum: str, classifiers: dict[str, str]) -> dict[str, Any]:

@@ -19,7 +19,7 @@ from pathlib import Path
 
 import mmbench
 from mmbench.errors import MMBenchError
-from mmbench.results.records import RESULT_FILE, SCHEMA_VERSION, compatibility, parse_record
+from mmbench.results.records import RESULT_FILE, SCHEMA_VERSION, changed_settings, compatibility, parse_record
 
 INDEX_FILE = ".index.sqlite"
 _INDEX_VERSION = 2
@@ -166,13 +166,14 @@ class ResultStore:
 
 
 def latest_per_run(records: list[StoredRecord]) -> tuple[list[StoredRecord], list[BadRecord]]:
-    """One record per (model, dataset, tier, seed, metric versions): the newest by creation time.
+    """One record per (model, dataset, tier, seed, versions, changed settings): the newest by creation time.
 
-    The others come back as problems, so a rerun seed is never counted twice.
+    The others come back as problems, so a rerun seed is never counted twice; a seed run again with
+    other `--set` settings is another run, not a duplicate (it has a board of its own).
     """
     groups: dict[tuple, list[StoredRecord]] = {}
     for item in records:
-        key = (*item.run_key, json.dumps(compatibility(item.record), sort_keys=True))
+        key = (*item.run_key, json.dumps(compatibility(item.record), sort_keys=True), changed_settings(item.record))
         groups.setdefault(key, []).append(item)
     kept, dropped = [], []
     for key in sorted(groups):
