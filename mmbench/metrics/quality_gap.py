@@ -48,8 +48,8 @@ class QualityGap(Metric):
 
 
 def find_reference(run_dir: Path, record: dict) -> dict | None:
-    """The unimodal record beside `run_dir` with the same dataset, tier, seed, dataset config,
-    training recipe (see `same_training`) and versions (see `same_versions`)."""
+    """The unimodal record beside `run_dir` with the same dataset, tier, seed, dataset config and
+    versions (see `same_versions`)."""
     for path in sorted(Path(run_dir).resolve().parent.glob("*/result.json")):
         try:
             other = json.loads(path.read_text())
@@ -60,7 +60,6 @@ def find_reference(run_dir: Path, record: dict) -> dict | None:
             and other.get("model") == REFERENCE_MODEL
             and all(other.get(k) == record[k] for k in ("dataset", "tier", "seed"))
             and other.get("config", {}).get("dataset") == record["config"]["dataset"]
-            and same_training(other, record)
             and same_versions(other, record)
         ):
             return other
@@ -71,18 +70,6 @@ def quality_gap(record: dict, reference: dict) -> dict[str, float]:
     metric = QualityGap()
     metric.update(record["metrics"], reference["metrics"])
     return metric.compute()
-
-
-NOT_THE_RECIPE = frozenset({"curve_every"})
-"""Train settings that add learning-curve points to a run without changing how it trains."""
-
-
-def same_training(a: dict, b: dict) -> bool:
-    """Whether two records trained alike: every train setting both have is equal (a setting one
-    predates is left out), so a 32-epoch run is no reference for a 100-epoch one of the same tier
-    version (`--set train.epochs=32`)."""
-    train_a, train_b = (r.get("config", {}).get("train") or {} for r in (a, b))
-    return all(train_a[k] == train_b[k] for k in train_a.keys() & train_b.keys() - NOT_THE_RECIPE)
 
 
 def same_versions(a: dict, b: dict) -> bool:
