@@ -1,10 +1,12 @@
 import json
 
 from click.testing import CliRunner
+from record_factory import make_record, write
 
 from mmbench import register_dataset
 from mmbench.data.cards import pinned_checksums
-from mmbench.metrics.quality_gap import find_reference, quality_gap
+from mmbench.metrics.quality_gap import quality_gap
+from mmbench.results.records import find_reference
 
 
 def _record(model, metrics, seed=0):
@@ -23,27 +25,29 @@ def test_quality_gap_is_difference_and_ratio_per_modality():
     }
 
 
-def test_reference_must_share_dataset_tier_seed_and_data_config(tmp_path):
-    own = _record("mopoe", {})
-    for name, rec in {"a": _record("unimodal", {}, seed=1), "b": {**_record("unimodal", {}), "config": {"dataset": {"n_train": 99}}}}.items():
-        (tmp_path / name).mkdir()
-        (tmp_path / name / "result.json").write_text(json.dumps(rec))
-    assert find_reference(tmp_path / "own", own) is None
+def test_reference_must_share_dataset_tier_seed_and_data_config_and_be_a_record(tmp_path):
+    own = make_record("mopoe", 0)
+    other_data = make_record("unimodal", 0)
+    other_data["config"]["dataset"]["n_train"] = 99
+    write(tmp_path, make_record("unimodal", 1), "a")
+    write(tmp_path, other_data, "b")
     (tmp_path / "c").mkdir()
-    (tmp_path / "c" / "result.json").write_text(json.dumps(_record("unimodal", {"fid/m0": 1.0})))
-    assert find_reference(tmp_path / "own", own)["metrics"] == {"fid/m0": 1.0}
+    (tmp_path / "c" / "result.json").write_text(json.dumps({**make_record("unimodal", 0), "config": None}))  # no record
+    assert find_reference(tmp_path / "own", own) is None
+    write(tmp_path, make_record("unimodal", 0, metrics={"fid/m0": 1.0}), "d")
+    assert find_reference(tmp_path / "own", own)["metrics"]["fid/m0"] == 1.0
 
 
 def test_reference_must_be_scored_alike(tmp_path):
-    versions = {"score_versions": {"networks": 2, "tier:cpu": 2, "model:mopoe": 1}, "metric_versions": {"feature_distance": 2}}
-    own = {**_record("mopoe", {}), **versions}
-    unimodal = {**_record("unimodal", {"feature_distance/m0": 1.0}), "score_versions": {"networks": 2, "tier:cpu": 2, "model:unimodal": 3},
-                "metric_versions": {"feature_distance": 2, "coherence/unconditional": 1}}
-    (tmp_path / "u").mkdir()
-    for change, found in [({}, True), ({"score_versions": {"networks": 2, "tier:cpu": 1, "model:unimodal": 3}}, False),
+    versions = {"score_versions": {"networks": 2, "tier:quick": 2, "model:mopoe": 1}, "metric_versions": {"feature_distance": 2}}
+    own = make_record("mopoe", 0, **versions)
+    unimodal = make_record("unimodal", 0, metrics={"feature_distance/m0": 1.0},
+                           score_versions={"networks": 2, "tier:quick": 2, "model:unimodal": 3},
+                           metric_versions={"feature_distance": 2, "coherence/unconditional": 1})
+    for change, found in [({}, True), ({"score_versions": {"networks": 2, "tier:quick": 1, "model:unimodal": 3}}, False),
                           ({"score_versions": {**unimodal["score_versions"], "judge:official": 1}}, False),
                           ({"metric_versions": {"feature_distance": 1}}, False)]:
-        (tmp_path / "u" / "result.json").write_text(json.dumps({**unimodal, **change}))
+        write(tmp_path, {**unimodal, **change}, "u")
         assert (find_reference(tmp_path / "own", own) is not None) == found, change
 
 

@@ -261,3 +261,69 @@ def test_a_record_of_other_networks_or_tier_recipe_is_stale(results, tmp_path):
                                          score_versions={**current, "networks": 2})])
     stale = _check(results, newer)
     assert stale.exit_code == 1 and "STALE" in stale.output
+
+
+@pytest.fixture
+def one_seed_two_recipes(tmp_path):
+    """Seed 0 of mvae run with the tier's recipe (older, unconditional coherence 0.3) and again
+    with `--set train.epochs=1` (newer, 0.1), in one results folder."""
+    from mmbench.results.records import score_versions
+
+    current = score_versions("mvae", 1, "quick")  # of today's recipe, so the two are two runs, not duplicates
+    results = tmp_path / "results"
+    write(results, make_record("mvae", 0, coherence=0.6, score_versions=current), "default")
+    short = make_record("mvae", 0, coherence=0.2, score_versions=current)
+    short["config"]["train"]["epochs"] = 1
+    short["provenance"]["created"] = "2026-01-01T00:00:00+00:00"
+    write(results, short, "short")
+    return results
+
+
+def test_an_entry_is_checked_against_the_record_made_with_its_settings_not_the_newest(one_seed_two_recipes, tmp_path):
+    metric = {"coherence/unconditional": {"value": 0.3, "abs_tol": 0.01}}
+    default = _check(one_seed_two_recipes, _reference(tmp_path, [_entry(metric)]))
+    assert default.exit_code == 0 and _verdicts(default.output) == {"coherence/unconditional": "ok"}, default.output
+    short = _check(one_seed_two_recipes, _reference(tmp_path, [_entry(metric, overrides=["train.epochs=1"])]))
+    assert short.exit_code == 1 and _verdicts(short.output) == {"coherence/unconditional": "REGRESSION"}  # 0.1
+
+
+@pytest.mark.parametrize("settings, value", [([], 0.3), (["--set", "train.epochs=1"], 0.1)])
+def test_a_reference_is_written_from_the_records_made_with_its_settings(one_seed_two_recipes, tmp_path, settings, value):
+    out = tmp_path / "ref.json"
+    made = CliRunner().invoke(regress, ["--write-reference", str(out), "--results", str(one_seed_two_recipes), "--abs-tol", "0.01",
+                                        "--metric", "coherence/unconditional", *settings])
+    assert made.exit_code == 0, made.output
+    [entry] = json.loads(out.read_text())["entries"]
+    assert entry["metrics"]["coherence/unconditional"]["value"] == pytest.approx(value)
+
+
+def test_a_reference_whose_settings_no_record_was_made_with_is_refused(one_seed_two_recipes, tmp_path):
+    made = CliRunner().invoke(regress, ["--write-reference", str(tmp_path / "ref.json"), "--results", str(one_seed_two_recipes),
+                                        "--abs-tol", "0.01", "--set", "train.epochs=2"])
+    assert isinstance(made.exception, MMBenchError) and "train.epochs=2" in str(made.exception)
+    assert not (tmp_path / "ref.json").exists()
+
+
+def test_run_makes_an_entry_whose_seed_is_there_only_with_other_settings(tmp_path, monkeypatch):
+    from mmbench.experiments import runner
+    from mmbench.results.records import score_versions
+
+    current = score_versions("mvae", 1, "quick")
+    calls = []
+
+    def fake_run(request):
+        calls.append(request)
+        record = make_record(request.model, request.seed, coherence=0.6, config=runner.requested_config(request),
+                             score_versions=current)
+        write(request.out.parent, record, request.out.name)
+        return record
+
+    monkeypatch.setattr(runner, "run", fake_run)
+    results = tmp_path / "results"
+    short = make_record("mvae", 0, coherence=0.2, score_versions=current)
+    short["config"]["train"]["epochs"] = 1
+    write(results, short, "short")
+    reference = _reference(tmp_path, [_entry({"coherence/unconditional": {"value": 0.3, "abs_tol": 0.01}})])
+    result = CliRunner().invoke(regress, ["--reference", reference, "--results", str(results), "--run", "--device", "cpu"])
+    assert result.exit_code == 0, result.output
+    assert [(c.model, c.seed, c.overrides) for c in calls] == [("mvae", 0, ())]

@@ -51,7 +51,10 @@ def regress(reference: Path | None, results: Path | None, run_missing: bool, dat
         produced_by = command_line("mmbench", "regress", *flags(write_reference=write_reference, results=results, dataset=dataset,
                                                              tier=tier, abs_tol=abs_tol, rel_tol=rel_tol, spread=spread,
                                                              metric=metrics, set=overrides))
-        ref, skipped = checks.reference_from_records(records, produced_by, abs_tol, rel_tol, metrics, overrides, spread)
+        def config_of(run_key: tuple) -> dict:
+            return runner.requested_config(runner.RunRequest(*run_key, overrides=overrides))
+
+        ref, skipped = checks.reference_from_records(records, produced_by, abs_tol, rel_tol, metrics, overrides, spread, config_of)
         atomic_write_json(write_reference, ref)
         for name in skipped:
             click.echo(f"note: left out {name} (unknown metric family, so no known direction)", err=True)
@@ -67,7 +70,7 @@ def regress(reference: Path | None, results: Path | None, run_missing: bool, dat
     if run_missing:
         results.mkdir(parents=True, exist_ok=True)
         records, _ = load_results(results)
-        made, failures = runner.run_missing(entries, records, results, data_root, device)
+        made, failures = runner.run_missing(entries, records, results, data_root, device, configs)
         for run_dir in made:
             click.echo(f"ran {run_dir}", err=True)
         for run_dir, why in failures.items():

@@ -37,18 +37,18 @@ from mmbench.files import atomic_write_bytes, atomic_write_json, read_json
 from mmbench.metrics.quality_gap import (
     REFERENCE_MODEL,
     QualityGap,
-    find_reference,
     quality_gap,
 )
 from mmbench.results.records import (
     RESULT_FILE,
     SCHEMA_VERSION,
+    find_reference,
     provenance,
     read_record,
     score_versions,
     write_record,
 )
-from mmbench.results.regress import Entry
+from mmbench.results.regress import Entry, holds_config, record_for
 from mmbench.results.store import StoredRecord
 from mmbench.training.checkpoint import load_checkpoint
 from mmbench.training.config import SECTIONS, applied_recipe, resolve_config, with_added_settings
@@ -122,16 +122,18 @@ def entry_request(entry: Entry, results: Path, data_root: Path | None = None, de
                       resume=(out / CONFIG_FILE).exists(), progress=False)
 
 
-def run_missing(entries: list[Entry], records: list[StoredRecord], results: Path,
-                data_root: Path | None, device: str) -> tuple[list[Path], dict[Path, str]]:
-    """Run every regression-reference entry without a record into `results/<run_name>` (resuming a
-    started one); returns the run directories made and, for runs that failed, why. A model that
-    fails (a non-finite loss, a record out of bounds, a plugin that breaks) is the gate's finding,
-    so the other entries still run; bad input (config, data) stops the gate."""
-    have = {s.run_key for s in records}
+def run_missing(entries: list[Entry], records: list[StoredRecord], results: Path, data_root: Path | None,
+                device: str, configs: dict[tuple, dict] | None = None) -> tuple[list[Path], dict[Path, str]]:
+    """Run every regression-reference entry without a record (made with its config, from `configs`
+    by run key, when given) into `results/<run_name>` (resuming a started one); returns the run
+    directories made and, for runs that failed, why. A model that fails (a non-finite loss, a
+    record out of bounds, a plugin that breaks) is the gate's finding, so the other entries still
+    run; bad input (config, data) stops the gate."""
     made, failures = [], {}
     for entry in entries:
-        if entry.run_key in have:
+        config = None if configs is None else configs[entry.run_key]
+        found = record_for(entry.run_key, records, config)
+        if found is not None and holds_config(found.record, config):
             continue
         request = entry_request(entry, results, data_root, device)
         try:

@@ -6,9 +6,6 @@ feature distance) with that of the `unimodal` run of the same dataset, tier and 
 """
 from __future__ import annotations
 
-import json
-from pathlib import Path
-
 from mmbench.metrics.base import Metric
 
 REFERENCE_MODEL = "unimodal"
@@ -45,25 +42,6 @@ class QualityGap(Metric):
                 if ref > 0:
                     out[f"{self.name}/{family}/ratio/{modality}"] = value / ref
         return out
-
-
-def find_reference(run_dir: Path, record: dict) -> dict | None:
-    """The unimodal record beside `run_dir` with the same dataset, tier, seed, dataset config and
-    versions (see `same_versions`)."""
-    for path in sorted(Path(run_dir).resolve().parent.glob("*/result.json")):
-        try:
-            other = json.loads(path.read_text())
-        except (OSError, json.JSONDecodeError):
-            continue
-        if (
-            isinstance(other, dict)
-            and other.get("model") == REFERENCE_MODEL
-            and all(other.get(k) == record[k] for k in ("dataset", "tier", "seed"))
-            and other.get("config", {}).get("dataset") == record["config"]["dataset"]
-            and same_versions(other, record)
-        ):
-            return other
-    return None
 
 
 def quality_gap(record: dict, reference: dict) -> dict[str, float]:

@@ -20,6 +20,7 @@ import mmbench
 from mmbench.errors import MMBenchError
 from mmbench.files import atomic_write_json
 from mmbench.metrics.families import bounds_error
+from mmbench.metrics.quality_gap import REFERENCE_MODEL, same_versions
 from mmbench.training.config import SECTIONS, TIER_VERSIONS, TIERS, resolve_config, with_added_settings
 
 SCHEMA_VERSION = 1
@@ -214,3 +215,22 @@ def parse_record(data: bytes, source: str | Path) -> dict:
     except UnicodeEncodeError:
         raise MMBenchError(f"{source}: holds text that is not valid UTF-8 (a lone surrogate escape)") from None
     return validate_record(record, source)
+
+
+def find_reference(run_dir: Path, record: dict) -> dict | None:
+    """The unimodal record beside `run_dir` with the same dataset, tier, seed, dataset config and
+    versions (`quality_gap.same_versions`), the reference of the run's quality gap; files there
+    that are no valid record are passed over."""
+    for path in sorted(Path(run_dir).resolve().parent.glob(f"*/{RESULT_FILE}")):
+        try:
+            other = read_record(path)
+        except MMBenchError:
+            continue  # not a record: the folder's own business, no reference
+        if (
+            other["model"] == REFERENCE_MODEL
+            and all(other[k] == record[k] for k in ("dataset", "tier", "seed"))
+            and other["config"].get("dataset") == record["config"]["dataset"]
+            and same_versions(other, record)
+        ):
+            return other
+    return None

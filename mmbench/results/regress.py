@@ -27,7 +27,7 @@ import json
 import math
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable
 
 from tabulate import tabulate
 
@@ -35,7 +35,7 @@ from mmbench.files import read_json
 from mmbench.errors import MMBenchError
 from mmbench.metrics.families import higher_is_better
 from mmbench.results.records import compatibility
-from mmbench.results.store import StoredRecord, newest_per_run
+from mmbench.results.store import StoredRecord, by_creation
 from mmbench.training.config import with_added_settings
 
 REFERENCE_SCHEMA = 1
@@ -144,13 +144,27 @@ def _score_versions(record: dict) -> dict[str, int]:
     return {k: v for k, v in compatibility(record).items() if k not in record["metric_versions"]}
 
 
+def holds_config(record: dict, config: dict | None) -> bool:
+    """Whether `record` was made with `config` (None: any config will do)."""
+    return config is None or with_added_settings(record["config"]) == json.loads(json.dumps(config))
+
+
+def record_for(run_key: tuple, records: list[StoredRecord], config: dict | None = None) -> StoredRecord | None:
+    """The record an entry is checked against: the newest of its run made with `config`, else the
+    newest of its run (which is then STALE), else None. One seed may be in the results twice, run
+    with the tier's recipe and with other `--set` settings; the entry means the one it resolves to."""
+    runs = [item for item in by_creation(records) if item.run_key == run_key]
+    return next((item for item in reversed(runs) if holds_config(item.record, config)), runs[-1] if runs else None)
+
+
 def compare(entries: list[Entry], records: list[StoredRecord], configs: dict[tuple, dict] | None = None) -> list[dict]:
     """One row per (entry, metric): reference, current, band and verdict, in reference order.
     `configs`: the config each entry's run resolves to (by run key), which its record must hold."""
-    by_run = {key: item.record for key, item in newest_per_run(records).items()}
     rows = []
     for entry in entries:
-        record = by_run.get(entry.run_key)
+        config = None if configs is None else configs[entry.run_key]
+        item = record_for(entry.run_key, records, config)
+        record = None if item is None else item.record
         for metric, expected in sorted(entry.metrics.items()):
             current = None if record is None else record["metrics"].get(metric)
             if current is None:
@@ -159,7 +173,7 @@ def compare(entries: list[Entry], records: list[StoredRecord], configs: dict[tup
                 verdict = "STALE"
             elif entry.score_versions is not None and entry.score_versions != _score_versions(record):
                 verdict = "STALE"
-            elif configs is not None and with_added_settings(record["config"]) != json.loads(json.dumps(configs[entry.run_key])):
+            elif not holds_config(record, config):
                 verdict = "STALE"
             else:
                 verdict = expected.verdict(current)
@@ -191,8 +205,12 @@ MIN_SPREAD_SEEDS = 3
 
 def reference_from_records(records: list[StoredRecord], produced_by: str, abs_tol: float | None = None,
                            rel_tol: float | None = None, metrics: tuple[str, ...] = (),
-                           overrides: tuple[str, ...] = (), spread: float | None = None) -> tuple[dict, list[str]]:
+                           overrides: tuple[str, ...] = (), spread: float | None = None,
+                           config_of: Callable[[tuple], dict] | None = None) -> tuple[dict, list[str]]:
     """A reference holding every record's metrics (only those under the `metrics` prefixes, if given).
+    `config_of(run_key)`: the config the reference's runs resolve to (with `overrides`), which the
+    chosen record of each run must hold; a results folder holding a seed under other settings only
+    is refused, since its entry could never pass.
 
     With `spread` K, every run of a (model, dataset, tier) gets the same band, set by the seeds'
     spread: their mean ± max(K · sample std, abs_tol), which needs at least 3 seeds per model.
@@ -206,7 +224,14 @@ def reference_from_records(records: list[StoredRecord], produced_by: str, abs_to
     elif (abs_tol is None) == (rel_tol is None) or (abs_tol if abs_tol is not None else rel_tol) < 0:
         raise MMBenchError("give exactly one of --abs-tol, --rel-tol (a number >= 0), or --spread K")
     tolerance = {"abs_tol": abs_tol} if abs_tol is not None else {"rel_tol": rel_tol}
-    runs = {key: item.record for key, item in newest_per_run(records).items()}
+    runs = {}
+    for key in sorted({item.run_key for item in records}):
+        config = None if config_of is None else config_of(key)
+        item = record_for(key, records, config)
+        if not holds_config(item.record, config):
+            raise MMBenchError(f"{item.path}: no record of {'/'.join(map(str, key))} was made with the reference's settings "
+                               f"({' '.join(overrides) or 'no --set'}); give the --set values its runs were made with")
+        runs[key] = item.record
     seeds: dict[tuple[str, str, str], list[dict]] = {}
     for (model, dataset, tier, _), record in sorted(runs.items()):
         seeds.setdefault((model, dataset, tier), []).append(record)

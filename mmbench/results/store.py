@@ -177,7 +177,7 @@ def latest_per_run(records: list[StoredRecord]) -> tuple[list[StoredRecord], lis
         groups.setdefault(key, []).append(item)
     kept, dropped = [], []
     for key in sorted(groups):
-        newest, *older = reversed(_by_creation(groups[key]))
+        newest, *older = reversed(by_creation(groups[key]))
         kept.append(newest)
         dropped += [BadRecord(s.path, f"{s.path}: duplicate of seed {key[3]} of {key[0]} on {key[1]}/{key[2]}; using newer {newest.path}") for s in older]
     return sorted(kept, key=lambda s: s.path), sorted(dropped, key=lambda b: b.path)
@@ -185,10 +185,11 @@ def latest_per_run(records: list[StoredRecord]) -> tuple[list[StoredRecord], lis
 
 def newest_per_run(records: list[StoredRecord]) -> dict[tuple[str, str, str, int], StoredRecord]:
     """The newest record of each run (model, dataset, tier, seed), whatever its versions."""
-    return {item.run_key: item for item in _by_creation(records)}
+    return {item.run_key: item for item in by_creation(records)}
 
 
-def _by_creation(records: list[StoredRecord]) -> list[StoredRecord]:
+def by_creation(records: list[StoredRecord]) -> list[StoredRecord]:
+    """Oldest first (by the record's creation time, then its path)."""
     return sorted(records, key=lambda s: (str(s.record["provenance"].get("created", "")), s.path))
 
 
