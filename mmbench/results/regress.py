@@ -19,7 +19,9 @@ current > value + tol; beyond the band the other way is "improved" and passes. A
 absent from the results is "missing", and a metric whose version differs from the reference's, or
 a record whose score versions (networks, tier recipe, model) differ, is "STALE" (the reference
 must be regenerated), as is a record made with another config than the entry resolves to (its
-`overrides`: say, an old run left in the results folder); both fail like a regression.
+`overrides`: say, an old run left in the results folder); both fail like a regression. Where a
+seed has records of several configs (run with the tier's recipe and again with `--set`), an entry
+is checked against the newest one made with its own config.
 """
 from __future__ import annotations
 
