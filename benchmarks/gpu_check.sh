@@ -23,7 +23,7 @@ keep_result() { [ -f "$runs/$1/result.json" ] && cp "$runs/$1/result.json" "$out
   python3 -c "import torch; print('torch', torch.__version__, 'cuda', torch.version.cuda)"; } >> "$out/summary.txt" 2>&1
 step cuda-tests 180 python3 -m pytest -q -p no:cacheprovider --durations=5 tests/test_cuda.py
 step data 90 python3 -m mmbench.cli data build polymnist
-step run-quick 90 python3 -m mmbench.cli run --model mopoe --dataset polymnist --device cuda --quiet --out "$runs/quick"
+step run-quick 240 python3 -m mmbench.cli run --model mopoe --dataset polymnist --device cuda --quiet --out "$runs/quick"
 keep_result quick
 step bench-cuda 150 env BENCH_DEVICE=cuda BENCH_ROUNDS=20 python3 -m pytest -q -s -p no:cacheprovider \
   benchmarks/bench_training.py --benchmark-only -k "matmul or training_step or mopoe_step or bf16 or compiled"

@@ -72,7 +72,7 @@ def test_a_cuda_run_repeats_itself_and_resumes_to_the_same_scores(tmp_path):
     generator's state travels in the checkpoint)."""
     data_root = tmp_path / "data"
     args = ["run", "--model", "mopoe", "--dataset", "polymnist", "--device", "cuda", "--quiet", *TINY,
-            "--set", "train.warmup_steps=0"]
+            "--set", "train.warmup_steps=0", "--set", "train.cooldown_epochs=0"]
     for name in ("first", "second"):
         mmbench(*args, "--set", "train.epochs=3", "--out", str(tmp_path / name), data_root=data_root)
     mmbench(*args, "--set", "train.epochs=2", "--out", str(tmp_path / "continued"), data_root=data_root)

@@ -87,7 +87,7 @@ def test_a_finished_run_continued_for_more_epochs_is_the_longer_run(tmp_path, da
     longer = ["--set", "train.epochs=3", "--set", "train.cooldown_epochs=1"]  # the lr decays over the last epoch
     mmbench(*args, *longer, "--out", str(tmp_path / "long"), data_root=data_root)
     short = tmp_path / "short"
-    mmbench(*args, "--set", "train.epochs=2", "--out", str(short), data_root=data_root)
+    mmbench(*args, "--set", "train.epochs=2", "--set", "train.cooldown_epochs=0", "--out", str(short), data_root=data_root)
     finished = json.loads((short / "result.json").read_text())
     mmbench(*args, *longer, "--out", str(short), "--resume", data_root=data_root)
     long, continued = (json.loads((tmp_path / d / "result.json").read_text()) for d in ("long", "short"))
@@ -104,7 +104,8 @@ def test_a_finished_run_continued_for_more_epochs_is_the_longer_run(tmp_path, da
 
 
 def test_a_continuation_that_stops_early_loses_nothing(tmp_path, data_root):
-    args = ["run", "--model", "mopoe", "--dataset", "polymnist", "--quiet", *TINY, "--out", str(tmp_path / "run")]
+    constant_lr = ["--set", "train.cooldown_epochs=0"]
+    args = ["run", "--model", "mopoe", "--dataset", "polymnist", "--quiet", *TINY, *constant_lr, "--out", str(tmp_path / "run")]
     mmbench(*args, "--set", "train.epochs=1", data_root=data_root)
     run = tmp_path / "run"
     finished = json.loads((run / "result.json").read_text())

@@ -96,14 +96,16 @@ def test_learning_rate_warms_up_holds_then_decays_linearly():
 
 
 def test_cooldown_epochs_anneal_the_end_of_training(tmp_path):
-    """Decaying over both epochs moves the weights less than a constant rate, but still moves them."""
+    """Decaying over both epochs moves the weights less than a constant rate, but still moves them;
+    a cooldown longer than the run decays the whole run, like one as long as the run."""
     torch.manual_seed(0)
     before = torch.cat([p.detach().flatten() for p in create_model("mopoe", SPEC, latent_dim=16).parameters()])
     moved = {}
-    for cooldown in (0, 2):
+    for cooldown in (0, 2, 20):
         model, _, _ = _train(tmp_path, f"cooldown{cooldown}", cooldown_epochs=cooldown)
         moved[cooldown] = (torch.cat([p.detach().flatten() for p in model.parameters()]) - before).abs().sum().item()
     assert 0 < moved[2] < 0.9 * moved[0]
+    assert moved[20] == moved[2]
 
 
 def test_amsgrad_trains_with_the_running_maximum_of_the_second_moments(tmp_path):

@@ -43,7 +43,7 @@ COHERENCE = "coherence/conditional"
 NAME = "reproduce-limitations"
 
 TIER_OVERRIDES = {
-    "quick": ("train.epochs=3", "train.max_train_samples=5000", "eval.max_test_samples=500", "eval.unconditional_samples=500",
+    "quick": ("train.epochs=3", "train.cooldown_epochs=0", "train.max_train_samples=5000", "eval.max_test_samples=500", "eval.unconditional_samples=500",
               'eval.metrics=["coherence"]'),
     "cpu": (),
     "full": (),

@@ -52,7 +52,7 @@ from mmbench.results.regress import Entry, holds_config, record_for
 from mmbench.results.store import StoredRecord
 from mmbench.training.checkpoint import load_checkpoint
 from mmbench.training.config import SECTIONS, applied_recipe, resolve_config, with_added_settings
-from mmbench.training.loop import CHECKPOINT, train
+from mmbench.training.loop import CHECKPOINT, stable_epochs, train
 
 CONFIG_FILE = "config.json"
 LOCK_FILE = ".lock"
@@ -228,7 +228,7 @@ def _continues(previous: dict, config: dict) -> bool:
     schedule = ("epochs", "cooldown_epochs")
     longer = json.loads(json.dumps(config))
     before, after = previous.get("train", {}), longer["train"]
-    stable_until = after["epochs"] - after["cooldown_epochs"]
+    stable_until = stable_epochs(after["epochs"], after["cooldown_epochs"])
     same = {**previous, "train": {k: v for k, v in before.items() if k not in schedule}} == \
         {**longer, "train": {k: v for k, v in after.items() if k not in schedule}}
     return same and before.get("cooldown_epochs", 0) == 0 and before.get("epochs", math.inf) <= stable_until

@@ -85,7 +85,7 @@ def train(
 
     n = len(data)
     steps = math.ceil(n / batch_size)
-    decay_from = (epochs - cooldown_epochs) * steps
+    decay_from = stable_epochs(epochs, cooldown_epochs) * steps
     for epoch in range(start, epochs):
         model.train()
         began = time.perf_counter()
@@ -131,6 +131,12 @@ def train(
             state["cuda_rng"] = torch.cuda.get_rng_state(device)
         save_checkpoint(path, state)
     return TrainResult(epochs=epochs, seconds=seconds, history=history)
+
+
+def stable_epochs(epochs: int, cooldown_epochs: int) -> int:
+    """Epochs before the lr starts to decay. A cooldown longer than the run (a tier's schedule cut
+    short with `--set train.epochs=3`) decays the whole run rather than refusing it."""
+    return epochs - min(cooldown_epochs, epochs)
 
 
 def learning_rate(step: int, lr: float, warmup_steps: int, decay_from: int, total: int) -> float:
