@@ -5,7 +5,7 @@
 #   2. the README's quick run on the GPU;
 #   3. the training-step benchmarks on the GPU (benchmarks/bench_training.py, batch 256);
 #   4. a cpu-tier MoPoE run, its time and scores to set beside the 2-core CPU's records.
-# Shortest first, so a device session that ends early still brings back the most.
+# Roughly shortest first, so a device session that ends early still brings back the most.
 # Each step is time-boxed and runs even where one before it failed. Data and classifiers come from
 # MMBENCH_DATA (the PolyMNIST build takes under a minute where it is missing).
 # Usage: bash benchmarks/gpu_check.sh OUTDIR [RUNDIR]   (OUTDIR gets the logs and result records)

@@ -14,7 +14,8 @@ from one modality. The RNG is left as found, so the trained weights equal those 
 Each run writes <out>/<label>.json (the recipe and one row per scoring, with the training seconds
 spent so far); `--plot` draws coherence k=1 against steps, training seconds and tuples seen for any
 number of these files and of result.json records with curve points (PNG and SVG). Tiers are
-chosen from these curves.
+chosen from these curves. The script stops at `--steps`, not at the tier's epochs, so it trains at
+a constant lr (after warm-up) unless `--set train.cooldown_epochs=N` asks for a decay.
 """
 from __future__ import annotations
 
@@ -30,13 +31,13 @@ from mmbench.training.config import resolve_config
 from mmbench.data.cache import default_data_root
 from mmbench.evaluation.evaluators import EvalContext, curve_point
 from mmbench.api.registry import create_model, get_dataset
-from mmbench.training.loop import train
+from mmbench.training.loop import stable_epochs, train
 
 HEADLINE = "coherence/conditional/k=1"
 
 
 def run_curve(args: argparse.Namespace) -> Path:
-    config = resolve_config(args.model, args.dataset, args.tier, list(args.set))
+    config = resolve_config(args.model, args.dataset, args.tier, ["train.cooldown_epochs=0", *args.set])
     data_root = Path(args.data_root) if args.data_root else default_data_root()
     dataset = get_dataset(args.dataset, data_root, **config["dataset"])
     device = torch.device(args.device)
@@ -89,7 +90,7 @@ def _curve(path: Path) -> dict:
     epochs, seconds = data["config"]["train"]["epochs"], data["timing"]["train_seconds"]
     # history rows are deterministic (no clock); epochs take equal time, so spread the total evenly
     rows = [{"train_seconds": seconds * r["epoch"] / epochs, **r} for r in data["train_history"] if HEADLINE in r]
-    cooldown = data["config"]["train"].get("cooldown_epochs", 0)
+    cooldown = epochs - stable_epochs(epochs, data["config"]["train"].get("cooldown_epochs", 0))
     schedule = f"lr decaying over the last {cooldown}" if cooldown else "constant lr"
     n_train = data["config"]["dataset"].get("n_train")
     tuples = f", {n_train:,} training tuples" if n_train else ""
