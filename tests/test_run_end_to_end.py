@@ -103,6 +103,19 @@ def test_a_finished_run_continued_for_more_epochs_is_the_longer_run(tmp_path, da
         assert proc.returncode == 2 and "only train.epochs may grow" in proc.stderr, change
 
 
+def test_learning_curve_points_leave_the_final_scores_as_they_were(tmp_path, data_root):
+    """`train.curve_every` only adds points to the history: the judges a curve point loads must not
+    shift the random samples the final scoring draws (loading them once drew initial weights from
+    the global generator, moving feature distances in the 4th digit)."""
+    args = ["run", "--model", "mopoe", "--dataset", "polymnist", "--quiet", *TINY, "--set", "train.epochs=2",
+            "--set", "eval.curve_samples=50"]
+    for every in (0, 1):
+        mmbench(*args, "--set", f"train.curve_every={every}", "--out", str(tmp_path / f"every{every}"), data_root=data_root)
+    plain, curved = (json.loads((tmp_path / f"every{e}" / "result.json").read_text()) for e in (0, 1))
+    assert any("coherence/conditional/k=1" in row for row in curved["train_history"])
+    assert curved["metrics"] == pytest.approx(plain["metrics"], rel=1e-6)
+
+
 def test_a_continuation_that_stops_early_loses_nothing(tmp_path, data_root):
     constant_lr = ["--set", "train.cooldown_epochs=0"]
     args = ["run", "--model", "mopoe", "--dataset", "polymnist", "--quiet", *TINY, *constant_lr, "--out", str(tmp_path / "run")]

@@ -48,20 +48,24 @@ class EvalContext:
     extras: dict = field(default_factory=dict)
 
     def classifiers(self) -> list[torch.nn.Module]:
+        """The judges, loaded (or trained) on first use without touching the global RNG: building
+        their networks draws initial weights, which would shift the samples scored after it, so a
+        run's first scoring would differ from one whose judges a learning-curve point had loaded."""
         if "classifiers" not in self.extras:
-            if self.options.get("judge", "mmbench") == "official":
-                from mmbench.data.cards import pinned_assets
-                from mmbench.evaluation.official import official_judges
-
-                pins = pinned_assets(self.dataset.spec.name, "official-classifier")
-                nets, manifest = official_judges(self.dataset, self.data_root, self.options, pins, self.device)
-            else:
-                from mmbench.evaluation.classifiers import load_or_train_classifiers
-
-                nets, manifest = load_or_train_classifiers(self.dataset, self.data_root, self.device, self.progress)
-            self.extras["classifiers"] = nets
-            self.extras["classifier_manifest"] = manifest
+            with private_rng(self.device):
+                self.extras["classifiers"], self.extras["classifier_manifest"] = self._load_judges()
         return self.extras["classifiers"]
+
+    def _load_judges(self) -> tuple[list[torch.nn.Module], dict]:
+        if self.options.get("judge", "mmbench") == "official":
+            from mmbench.data.cards import pinned_assets
+            from mmbench.evaluation.official import official_judges
+
+            pins = pinned_assets(self.dataset.spec.name, "official-classifier")
+            return official_judges(self.dataset, self.data_root, self.options, pins, self.device)
+        from mmbench.evaluation.classifiers import load_or_train_classifiers
+
+        return load_or_train_classifiers(self.dataset, self.data_root, self.device, self.progress)
 
 
 @dataclass(frozen=True)
