@@ -54,6 +54,17 @@ def test_a_tier_may_give_one_dataset_its_own_schedule_which_set_still_overrides(
     assert (cut["epochs"], cut["cooldown_epochs"]) == (3, 20)
 
 
+def test_the_cpu40k_tier_trains_polymnist_on_40000_tuples_and_set_still_overrides():
+    """cpu40k is the cpu recipe on 40,000 offline tuples for 32 epochs, the last 13 annealing
+    (benchmarks/curves/cpu-tier-tuples); the synthetic set keeps its own size."""
+    sizes = {dataset: c["dataset"]["n_train"] for dataset in ("polymnist", "translated_polymnist", "synthetic")
+             for c in [resolve_config("mopoe", dataset, "cpu40k", [])]}
+    assert sizes == {"polymnist": 40000, "translated_polymnist": 40000, "synthetic": None}
+    train = resolve_config("mopoe", "polymnist", "cpu40k", [])["train"]
+    assert (train["epochs"], train["cooldown_epochs"]) == (32, 13)
+    assert resolve_config("mopoe", "polymnist", "cpu40k", ["dataset.n_train=1000"])["dataset"]["n_train"] == 1000
+
+
 def test_unknown_tier():
     with pytest.raises(ConfigError, match="unknown tier"):
         resolve_config("mopoe", "polymnist", "huge", [])
@@ -71,7 +82,7 @@ def test_a_config_recorded_before_a_setting_existed_reads_as_having_its_old_valu
     assert with_added_settings(current)["train"]["cooldown_epochs"] == 40
 
 
-@pytest.mark.parametrize("tier", ["quick", "cpu", "full"])
+@pytest.mark.parametrize("tier", ["quick", "cpu", "cpu40k", "full"])
 def test_settings_some_tier_leaves_unset_take_null_in_every_tier(tier):
     config = resolve_config("mopoe", "polymnist", tier, ["eval.max_test_samples=null", "train.max_train_samples=null"])
     assert config["eval"]["max_test_samples"] is None and config["train"]["max_train_samples"] is None

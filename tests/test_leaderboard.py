@@ -56,6 +56,22 @@ def test_one_seed_has_no_interval_and_missing_metrics_are_blank(tmp_path):
     assert "±" in cell(board, "mmvae", "coherence/unconditional")
 
 
+@pytest.mark.parametrize("fmt", ["markdown", "terminal"])
+def test_a_board_where_every_model_is_at_chance_says_its_ranking_is_noise(tmp_path, fmt):
+    """PolyMNIST's card states 10 labels: chance coherence is 0.1, and a model counts as having
+    learnt the label above 0.15. One model above it silences the warning; a dataset whose card
+    states no labels never gets it."""
+    warning = "Every model is at chance coherence (at most 0.15, chance 0.1)"
+    for model, score in (("mvae", 0.11), ("mopoe", 0.149)):
+        write(tmp_path / "chance", make_record(model, 0, metrics={"coherence/conditional": score}))
+        write(tmp_path / "learnt", make_record(model, 0, metrics={"coherence/conditional": score}))
+        write(tmp_path / "no_card", make_record(model, 0, dataset="no_card", metrics={"coherence/conditional": score}))
+    write(tmp_path / "learnt", make_record("mmvae", 0, metrics={"coherence/conditional": 0.151}))
+    text = {case: format_boards(_boards(tmp_path / case)[0], fmt) for case in ("chance", "learnt", "no_card")}
+    assert warning in text["chance"]
+    assert "at chance" not in text["learnt"] and "at chance" not in text["no_card"]
+
+
 def test_ranking_puts_models_without_the_primary_metric_last(tmp_path):
     write(tmp_path, make_record("good", 0, coherence=0.9))
     write(tmp_path, make_record("bad", 0, coherence=0.2))

@@ -4,7 +4,7 @@ from click.testing import CliRunner
 from record_factory import make_record, write
 
 from mmbench import register_dataset
-from mmbench.data.cards import pinned_checksums
+from mmbench.data.cards import label_classes, pinned_checksums
 from mmbench.metrics.quality_gap import quality_gap
 from mmbench.results.records import find_reference
 
@@ -73,3 +73,33 @@ def test_card_lines_are_parsed_and_a_mismatch_fails_verify(tmp_path):
 def test_committed_cards_pin_the_offline_builds():
     for name in ("polymnist", "translated_polymnist"):
         assert ("quick", 0) in pinned_checksums(name)
+        assert label_classes(name) == 10
+
+
+def test_a_cards_label_count_is_read_from_its_own_line(tmp_path):
+    (tmp_path / "a.md").write_text("# a\n\nclasses of ten kinds\n\nclasses: 12\n")
+    (tmp_path / "b.md").write_text("# b\n\nsome classes: 3\n")
+    assert (label_classes("a", tmp_path), label_classes("b", tmp_path), label_classes("missing", tmp_path)) == (12, None, None)
+
+
+def test_data_build_builds_what_a_run_of_the_tier_trains_on(monkeypatch, tmp_path):
+    """`mmbench data build --tier T` applies T's own settings for the dataset (cpu40k's 40,000
+    tuples), so a prebuilt cache is the one the tier's runs load."""
+    from mmbench.cli import cli
+    from mmbench.training import config
+
+    built = []
+
+    @register_dataset("build_probe")
+    def build_probe(data_root, tier="quick", seed=0, n_train=None):
+        built.append({"tier": tier, "seed": seed, "n_train": n_train})
+        split = type("Split", (), {"__len__": lambda self: n_train or 5})()
+        return type("Built", (), {"checksum": "2" * 64, "train": split, "test": split})()
+
+    monkeypatch.setitem(config.DATASET_TIER_SETTINGS, ("cpu40k", "build_probe"), ("dataset.n_train=40000",))
+    for tier in ("cpu", "cpu40k"):
+        result = CliRunner().invoke(cli, ["data", "build", "build_probe", "--tier", tier, "--seed", "3",
+                                          "--data-root", str(tmp_path)], standalone_mode=False)
+        assert result.exception is None, result.output
+    assert built == [{"tier": "quick", "seed": 3, "n_train": None}, {"tier": "quick", "seed": 3, "n_train": 40000}]
+    assert result.output.startswith("build_probe quick seed 3: train 40000")

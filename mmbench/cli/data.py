@@ -6,7 +6,7 @@ from pathlib import Path
 import click
 
 from mmbench.errors import MMBenchError
-from mmbench.training.config import TIERS
+from mmbench.training.config import TIERS, dataset_config
 
 
 @click.group()
@@ -21,7 +21,7 @@ def data_tier(tier: str) -> str:
 @data.command("build")
 @click.argument("name")
 @click.option("--tier", type=click.Choice(list(TIERS)), default="quick", show_default=True,
-              help="Run tier whose data to build (cpu runs on the quick data).")
+              help="Run tier whose data to build (cpu runs on the quick data, cpu40k on 40,000 of its tuples).")
 @click.option("--seed", type=int, default=0, show_default=True, help="Dataset (split) seed.")
 @click.option("--data-root", type=click.Path(path_type=Path), envvar="MMBENCH_DATA")
 def data_build(name, tier, seed, data_root) -> None:
@@ -29,14 +29,14 @@ def data_build(name, tier, seed, data_root) -> None:
     from mmbench.api.registry import get_dataset
     from mmbench.data.cache import resolve_data_root
 
-    tier = data_tier(tier)
-    dataset = get_dataset(name, resolve_data_root(data_root), tier=tier, seed=seed)
-    click.echo(f"{name} {tier} seed {seed}: train {len(dataset.train)}, test {len(dataset.test)}, sha256 {dataset.checksum}")
+    options = {**dataset_config(name, tier), "seed": seed}
+    dataset = get_dataset(name, resolve_data_root(data_root), **options)
+    click.echo(f"{name} {options['tier']} seed {seed}: train {len(dataset.train)}, test {len(dataset.test)}, sha256 {dataset.checksum}")
 
 @data.command("verify")
 @click.argument("name")
 @click.option("--tier", type=click.Choice(list(TIERS)), default="quick", show_default=True,
-              help="Run tier whose data to check (cpu runs on the quick data).")
+              help="Run tier whose base build to check (cpu and cpu40k run on the quick data; cards pin its default sizes).")
 @click.option("--seed", type=int, default=0, show_default=True)
 @click.option("--cards", type=click.Path(path_type=Path, file_okay=False, exists=True),
               help="Folder of dataset cards to check against [default: the cards shipped with mmbench].")

@@ -37,6 +37,14 @@ def verify(name: str, tier: str = "quick", seed: int = 0, cards: Path = CARDS_DI
     return pinned, rebuilt
 
 
+def label_classes(name: str, cards: Path = CARDS_DIR) -> int | None:
+    """The number of labels the card of `name` states (a line `classes: 10`), None without one:
+    a model that ignores the label is coherent 1 time in that many by chance."""
+    path = Path(cards) / f"{name}.md"
+    found = re.search(r"^classes:\s*(\d+)\s*$", path.read_text(), re.MULTILINE) if path.exists() else None
+    return int(found[1]) if found else None
+
+
 def pinned_assets(name: str, kind: str, cards: Path = CARDS_DIR) -> dict[str, str]:
     """{modality: sha256} of lines `<kind>-<modality>: <sha256>` in the card of `name` (e.g. the
     official classifiers, `official-classifier-m0: ...`); empty when the card pins none."""

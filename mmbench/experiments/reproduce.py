@@ -29,10 +29,12 @@ from pathlib import Path
 from typing import Callable
 
 from mmbench.api.options import parse_assignments
+from mmbench.data.cards import label_classes
 from mmbench.errors import ConfigError, MMBenchError
 from mmbench.experiments import sweep
 from mmbench.experiments.runner import RunRequest, requested_config
 from mmbench.experiments.sweep import ExecutorSettings, Outcome, SweepSpec
+from mmbench.metrics.coherence import LEARNED_MARGIN, at_chance
 from mmbench.results.records import RESULT_FILE, read_record
 from mmbench.training.config import resolve_config, with_added_settings
 
@@ -46,6 +48,7 @@ TIER_OVERRIDES = {
     "quick": ("train.epochs=3", "train.cooldown_epochs=0", "train.max_train_samples=5000", "eval.max_test_samples=500", "eval.unconditional_samples=500",
               'eval.metrics=["coherence"]'),
     "cpu": (),
+    "cpu40k": (),
     "full": (),
 }
 SUBSAMPLING = ("mmvae", "mopoe")
@@ -71,11 +74,9 @@ that tightens as the model fits (benchmarks/validate_discrepancy.py reaches 5% a
 SYNTHETIC_JOINT_MAX = 0.1
 """... and a joint-only MVAE estimate below 10% of the smallest mixture model's closed-form Δ."""
 DELTA, DELTA_CLOSED = "discrepancy/conditional_entropy", "discrepancy/closed_form"
-CHANCE = 0.1
-"""Coherence of a model that ignores the digit: one of PolyMNIST's 10 labels at random."""
-LEARNED_MARGIN = 0.05
-"""A claim is only judged on multimodal runs whose coherence beats chance by this much: models
-that never encoded the shared digit differ in noise, and a verdict drawn from them is no evidence."""
+CLASSES = label_classes("polymnist")
+"""PolyMNIST's labels (its card): a claim is only judged on multimodal runs whose coherence beats
+chance (`mmbench.metrics.coherence.at_chance`), since a verdict drawn from noise is no evidence."""
 
 
 @dataclass(frozen=True)
@@ -166,8 +167,8 @@ def _spearman(xs: list[float], ys: list[float]) -> float:
 
 
 def _at_chance(records: dict[str, dict | None], runs: list[tuple[str, str, tuple[str, ...]]]) -> list[str]:
-    """The runs (model, dataset, sets) whose coherence does not beat chance by LEARNED_MARGIN."""
-    return [run_name(*run) for run in runs if value(records, COHERENCE, *run) <= CHANCE + LEARNED_MARGIN]
+    """The runs (model, dataset, sets) whose coherence does not beat chance."""
+    return [run_name(*run) for run in runs if at_chance(value(records, COHERENCE, *run), CLASSES)]
 
 
 def _verdict(checks: list[bool | None], at_chance: list[str]) -> str:
@@ -175,7 +176,7 @@ def _verdict(checks: list[bool | None], at_chance: list[str]) -> str:
         return "inconclusive (runs missing)"
     if at_chance:
         return (f"inconclusive ({len(at_chance)} of the runs it compares are at chance coherence, "
-                f"<= {CHANCE + LEARNED_MARGIN:g}: not trained far enough to encode the digit)")
+                f"<= {1 / CLASSES + LEARNED_MARGIN:g}: not trained far enough to encode the digit)")
     return "supported" if all(checks) else "not supported"
 
 

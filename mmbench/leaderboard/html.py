@@ -21,6 +21,7 @@ from mmbench.results.store import StoredRecord
 from mmbench.leaderboard.tables import (
     RANKING_NOTE,
     cell,
+    chance_text,
     headline,
     legend,
     recipes_text,
@@ -139,7 +140,7 @@ def _board_section(board: Board) -> str:
     )
     return (
         f"<section>\n<h2>{escape(board.title)}</h2>\n"
-        f'<p class="meta">Versions: {escape(versions_text(board))}. {escape(" ".join(filter(None, [sentence(legend(headline(board))), recipes_text(board)])))}</p>\n'
+        f'<p class="meta">Versions: {escape(versions_text(board))}. {escape(" ".join(filter(None, [sentence(legend(headline(board))), recipes_text(board), chance_text(board)])))}</p>\n'
         f"{_table(board, keys, names, runs=True)}\n"
         f'<p class="meta">Every metric, one table per family:</p>\n{details}\n</section>'
     )

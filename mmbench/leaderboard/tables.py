@@ -13,6 +13,8 @@ from collections.abc import Callable
 import pandas as pd
 from tabulate import tabulate
 
+from mmbench.data.cards import label_classes
+from mmbench.metrics.coherence import LEARNED_MARGIN, at_chance
 from mmbench.metrics.families import PRIMARY_METRIC, digits, family_of, higher_is_better, label
 from mmbench.results.aggregate import NUM_PARAMETERS, TRAIN_SECONDS, Board
 
@@ -130,6 +132,18 @@ def recipes_text(board: Board) -> str:
     return "Trained with different recipes: " + "; ".join(f"{model}: {', '.join(sorted(found))}" for model, found in sources.items()) + "."
 
 
+def chance_text(board: Board) -> str:
+    """A warning when no model on the board beats chance coherence (1 / its dataset card's number
+    of labels, `mmbench.metrics.coherence.at_chance`): none encodes the shared label, so the
+    ranking is noise. Empty otherwise, and for datasets whose card states no labels."""
+    classes = label_classes(board.dataset)
+    scores = board.mean[PRIMARY_METRIC].dropna() if PRIMARY_METRIC in board.mean else pd.Series(dtype=float)
+    if classes is None or scores.empty or not all(at_chance(score, classes) for score in scores):
+        return ""
+    return (f"Every model is at chance coherence (at most {1 / classes + LEARNED_MARGIN:g}, chance {1 / classes:g}): "
+            "none has learnt the shared label, so this ranking is noise.")
+
+
 def rows(board: Board, keys: list[str], escape: Callable[[str], str] = str) -> list[list[str]]:
     return [[escape(cell(board, model, c)) for c in keys] for model in board.models]
 
@@ -162,7 +176,8 @@ def _one_board(board: Board, fmt: str) -> str:
             table = tabulate(rows(board, keys, markdown_escape), list(map(markdown_escape, names)), tablefmt="github",
                              colalign=_align(keys), disable_numparse=True)
             parts.append(f"### {markdown_escape(title)}\n\n{table}\n" if title else f"{table}\n")
-        about = " ".join(filter(None, [f"Versions: {versions_text(board)}.", sentence(legend(headline(board))), recipes_text(board)]))
+        about = " ".join(filter(None, [f"Versions: {versions_text(board)}.", sentence(legend(headline(board))), recipes_text(board),
+                                       chance_text(board)]))
         details_intro = "Every metric, one table per family:\n"
         return f"## {markdown_escape(board.title)}\n\n{markdown_escape(about)}\n\n{parts[0]}\n{details_intro}\n" + "\n".join(parts[1:])
     keys = column_keys(board, board.metrics) + [NUM_PARAMETERS]
@@ -172,7 +187,7 @@ def _one_board(board: Board, fmt: str) -> str:
         for symbol, command in _LATEX_SYMBOLS.items():
             table = table.replace(symbol, command)
         return f"% {_one_line(board.title)} (versions: {_one_line(versions_text(board))})\n{table}\n"
-    notes = "\n".join(filter(None, [sentence(legend(board.metrics)), recipes_text(board)]))
+    notes = "\n".join(filter(None, [sentence(legend(board.metrics)), recipes_text(board), chance_text(board)]))
     return f"{board.title}  (metric versions: {versions_text(board)})\n{notes}\n\n{table}\n"
 
 

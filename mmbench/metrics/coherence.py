@@ -6,6 +6,17 @@ import torch
 from mmbench.metrics.base import Metric
 
 
+LEARNED_MARGIN = 0.05
+"""Coherence this far above chance (1 / number of labels) at least before a model counts as having
+encoded the shared label: runs below it differ in noise, so neither a ranking nor a claim is read
+from them."""
+
+
+def at_chance(coherence: float, classes: int) -> bool:
+    """Whether `coherence` does not beat chance, 1 / `classes`, by LEARNED_MARGIN."""
+    return coherence <= 1 / classes + LEARNED_MARGIN
+
+
 class ConditionalCoherence(Metric):
     """Accuracy of the classifier of target m on x_m generated from subset S, for m outside S.
 
