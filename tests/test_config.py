@@ -65,6 +65,15 @@ def test_the_cpu40k_tier_trains_polymnist_on_40000_tuples_and_set_still_override
     assert resolve_config("mopoe", "polymnist", "cpu40k", ["dataset.n_train=1000"])["dataset"]["n_train"] == 1000
 
 
+def test_every_tier_has_a_version_and_a_reproduction_plan_and_dataset_settings_name_their_section():
+    from mmbench.experiments.reproduce import TIER_OVERRIDES
+    from mmbench.training.config import DATASET_TIER_SETTINGS, TIER_VERSIONS, TIERS
+
+    assert set(TIER_VERSIONS) == set(TIERS) == set(TIER_OVERRIDES)
+    for (tier, _), items in DATASET_TIER_SETTINGS.items():
+        assert tier in TIERS and all(item.split("=")[0].count(".") == 1 for item in items)
+
+
 def test_unknown_tier():
     with pytest.raises(ConfigError, match="unknown tier"):
         resolve_config("mopoe", "polymnist", "huge", [])

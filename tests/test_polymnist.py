@@ -315,9 +315,12 @@ def test_bad_options_and_default_root(tmp_path, monkeypatch):
 
 
 @pytest.mark.parametrize("factory", [polymnist, translated_polymnist])
-def test_dataset_card_pins_the_quick_build(tmp_path, factory):
-    """The checksum published in datasets/<name>.md is what this platform builds."""
+@pytest.mark.parametrize("n_train", [None, 40000])
+def test_dataset_card_pins_the_quick_build(tmp_path, factory, n_train):
+    """The checksums published in datasets/<name>.md are what this platform builds: the quick
+    build, and the 40,000-tuple one the cpu40k tier trains on."""
     card = Path(__file__).parents[1] / "datasets" / f"{factory.__name__}.md"
-    match = re.search(r"^checksum-quick-seed0: ([0-9a-f]{64})$", card.read_text(), re.MULTILINE)
-    assert match, f"{card} has no checksum-quick-seed0 line"
-    assert factory(tmp_path).checksum == match[1]
+    line = "checksum-quick-seed0" + (f"-n{n_train}" if n_train else "")
+    match = re.search(rf"^{line}: ([0-9a-f]{{64}})$", card.read_text(), re.MULTILINE)
+    assert match, f"{card} has no {line} line"
+    assert factory(tmp_path, n_train=n_train).checksum == match[1]

@@ -59,7 +59,7 @@ def test_card_lines_are_parsed_and_a_mismatch_fails_verify(tmp_path):
         return type("Built", (), {"checksum": "1" * 64})()
 
     (tmp_path / "card_probe.md").write_text("# card\n\nchecksum-quick-seed0: " + "0" * 64 + "\n")
-    assert pinned_checksums("card_probe", tmp_path) == {("quick", 0): "0" * 64}
+    assert pinned_checksums("card_probe", tmp_path) == {("quick", 0, None): "0" * 64}
     result = CliRunner().invoke(cli, ["data", "verify", "card_probe", "--cards", str(tmp_path)], standalone_mode=False)
     assert "does not match its dataset card" in str(result.exception)
     (tmp_path / "card_probe.md").write_text("checksum-quick-seed0: " + "1" * 64 + "\n")
@@ -72,13 +72,14 @@ def test_card_lines_are_parsed_and_a_mismatch_fails_verify(tmp_path):
 
 def test_committed_cards_pin_the_offline_builds():
     for name in ("polymnist", "translated_polymnist"):
-        assert ("quick", 0) in pinned_checksums(name)
+        assert ("quick", 0, None) in pinned_checksums(name)
+        assert ("quick", 0, 40000) in pinned_checksums(name)  # what the cpu40k tier trains on
         assert label_classes(name) == 10
 
 
 def test_a_cards_label_count_is_read_from_its_own_line(tmp_path):
     (tmp_path / "a.md").write_text("# a\n\nclasses of ten kinds\n\nclasses: 12\n")
-    (tmp_path / "b.md").write_text("# b\n\nsome classes: 3\n")
+    (tmp_path / "b.md").write_text("# b\n\nsome classes: 3\nclasses: 0\n")
     assert (label_classes("a", tmp_path), label_classes("b", tmp_path), label_classes("missing", tmp_path)) == (12, None, None)
 
 
@@ -102,4 +103,28 @@ def test_data_build_builds_what_a_run_of_the_tier_trains_on(monkeypatch, tmp_pat
                                           "--data-root", str(tmp_path)], standalone_mode=False)
         assert result.exception is None, result.output
     assert built == [{"tier": "quick", "seed": 3, "n_train": None}, {"tier": "quick", "seed": 3, "n_train": 40000}]
-    assert result.output.startswith("build_probe quick seed 3: train 40000")
+    assert result.output.startswith("build_probe for tier cpu40k, seed 3: train 40000")
+
+
+def test_verify_checks_the_build_a_tier_trains_on_against_its_own_pin(monkeypatch, tmp_path):
+    """A tier that builds another size (cpu40k's 40,000 tuples) is verified against the card's
+    sized line, not the default build's, and a card without that line says so."""
+    from mmbench.cli import cli
+    from mmbench.training import config
+
+    @register_dataset("sized_probe")
+    def sized_probe(data_root, tier="quick", seed=0, n_train=None):  # the checksum names the size built
+        return type("Built", (), {"checksum": str(n_train or 1)[0] * 64})()
+
+    monkeypatch.setitem(config.DATASET_TIER_SETTINGS, ("cpu40k", "sized_probe"), ("dataset.n_train=40000",))
+    (tmp_path / "sized_probe.md").write_text("checksum-quick-seed0: " + "1" * 64 + "\n")
+
+    def verify(tier):
+        return CliRunner().invoke(cli, ["data", "verify", "sized_probe", "--tier", tier, "--cards", str(tmp_path)],
+                                  standalone_mode=False)
+
+    assert verify("cpu").output.endswith("ok\n")
+    assert "pins no checksum for tier 'quick', seed 0 and 40000 train tuples" in str(verify("cpu40k").exception)
+    (tmp_path / "sized_probe.md").write_text("checksum-quick-seed0: " + "1" * 64 + "\nchecksum-quick-seed0-n40000: " + "4" * 64 + "\n")
+    assert pinned_checksums("sized_probe", tmp_path) == {("quick", 0, None): "1" * 64, ("quick", 0, 40000): "4" * 64}
+    assert verify("cpu40k").output.endswith("ok\n") and verify("cpu").output.endswith("ok\n")

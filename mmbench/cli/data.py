@@ -14,10 +14,6 @@ def data() -> None:
     """Build, verify or download datasets."""
 
 
-def data_tier(tier: str) -> str:
-    """The dataset tier a run tier trains on (the cpu tier uses the quick data)."""
-    return TIERS[tier]["dataset"]["tier"]
-
 @data.command("build")
 @click.argument("name")
 @click.option("--tier", type=click.Choice(list(TIERS)), default="quick", show_default=True,
@@ -29,14 +25,13 @@ def data_build(name, tier, seed, data_root) -> None:
     from mmbench.api.registry import get_dataset
     from mmbench.data.cache import resolve_data_root
 
-    options = {**dataset_config(name, tier), "seed": seed}
-    dataset = get_dataset(name, resolve_data_root(data_root), **options)
-    click.echo(f"{name} {options['tier']} seed {seed}: train {len(dataset.train)}, test {len(dataset.test)}, sha256 {dataset.checksum}")
+    dataset = get_dataset(name, resolve_data_root(data_root), **{**dataset_config(name, tier), "seed": seed})
+    click.echo(f"{name} for tier {tier}, seed {seed}: train {len(dataset.train)}, test {len(dataset.test)}, sha256 {dataset.checksum}")
 
 @data.command("verify")
 @click.argument("name")
 @click.option("--tier", type=click.Choice(list(TIERS)), default="quick", show_default=True,
-              help="Run tier whose base build to check (cpu and cpu40k run on the quick data; cards pin its default sizes).")
+              help="Run tier whose data to check (cpu runs on the quick data, cpu40k on 40,000 of its tuples).")
 @click.option("--seed", type=int, default=0, show_default=True)
 @click.option("--cards", type=click.Path(path_type=Path, file_okay=False, exists=True),
               help="Folder of dataset cards to check against [default: the cards shipped with mmbench].")
@@ -44,11 +39,11 @@ def data_verify(name, tier, seed, cards) -> None:
     """Rebuild dataset NAME from scratch and compare its checksum with its dataset card."""
     from mmbench.data.cards import CARDS_DIR, verify
 
-    tier = data_tier(tier)
-    pinned, rebuilt = verify(name, tier, seed, cards or CARDS_DIR)
+    options = dataset_config(name, tier)
+    pinned, rebuilt = verify(name, options["tier"], seed, cards or CARDS_DIR, options.get("n_train"))
     click.echo(f"card:    {pinned}\nrebuilt: {rebuilt}")
     if pinned != rebuilt:
-        raise MMBenchError(f"{name} {tier} seed {seed} does not match its dataset card")
+        raise MMBenchError(f"{name} for tier {tier}, seed {seed} does not match its dataset card")
     click.echo("ok")
 
 @data.command("download")

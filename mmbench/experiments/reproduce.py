@@ -34,7 +34,7 @@ from mmbench.errors import ConfigError, MMBenchError
 from mmbench.experiments import sweep
 from mmbench.experiments.runner import RunRequest, requested_config
 from mmbench.experiments.sweep import ExecutorSettings, Outcome, SweepSpec
-from mmbench.metrics.coherence import LEARNED_MARGIN, at_chance
+from mmbench.metrics.coherence import at_chance, chance_ceiling
 from mmbench.results.records import RESULT_FILE, read_record
 from mmbench.training.config import resolve_config, with_added_settings
 
@@ -74,9 +74,6 @@ that tightens as the model fits (benchmarks/validate_discrepancy.py reaches 5% a
 SYNTHETIC_JOINT_MAX = 0.1
 """... and a joint-only MVAE estimate below 10% of the smallest mixture model's closed-form Δ."""
 DELTA, DELTA_CLOSED = "discrepancy/conditional_entropy", "discrepancy/closed_form"
-CLASSES = label_classes("polymnist")
-"""PolyMNIST's labels (its card): a claim is only judged on multimodal runs whose coherence beats
-chance (`mmbench.metrics.coherence.at_chance`), since a verdict drawn from noise is no evidence."""
 
 
 @dataclass(frozen=True)
@@ -167,8 +164,11 @@ def _spearman(xs: list[float], ys: list[float]) -> float:
 
 
 def _at_chance(records: dict[str, dict | None], runs: list[tuple[str, str, tuple[str, ...]]]) -> list[str]:
-    """The runs (model, dataset, sets) whose coherence does not beat chance."""
-    return [run_name(*run) for run in runs if at_chance(value(records, COHERENCE, *run), CLASSES)]
+    """The runs (model, dataset, sets) whose coherence does not beat chance (1 / the labels their
+    dataset card states; `mmbench.metrics.coherence.at_chance`): a claim is only judged on runs
+    that learnt the shared label, since a verdict drawn from noise is no evidence."""
+    return [run_name(*run) for run in runs
+            if label_classes(run[1]) and at_chance(value(records, COHERENCE, *run), label_classes(run[1]))]
 
 
 def _verdict(checks: list[bool | None], at_chance: list[str]) -> str:
@@ -176,7 +176,7 @@ def _verdict(checks: list[bool | None], at_chance: list[str]) -> str:
         return "inconclusive (runs missing)"
     if at_chance:
         return (f"inconclusive ({len(at_chance)} of the runs it compares are at chance coherence, "
-                f"<= {1 / CLASSES + LEARNED_MARGIN:g}: not trained far enough to encode the digit)")
+                f"<= {chance_ceiling(label_classes('polymnist')):g}: not trained far enough to encode the digit)")
     return "supported" if all(checks) else "not supported"
 
 

@@ -14,7 +14,7 @@ import pandas as pd
 from tabulate import tabulate
 
 from mmbench.data.cards import label_classes
-from mmbench.metrics.coherence import LEARNED_MARGIN, at_chance
+from mmbench.metrics.coherence import at_chance, chance_ceiling
 from mmbench.metrics.families import PRIMARY_METRIC, digits, family_of, higher_is_better, label
 from mmbench.results.aggregate import NUM_PARAMETERS, TRAIN_SECONDS, Board
 
@@ -140,7 +140,7 @@ def chance_text(board: Board) -> str:
     scores = board.mean[PRIMARY_METRIC].dropna() if PRIMARY_METRIC in board.mean else pd.Series(dtype=float)
     if classes is None or scores.empty or not all(at_chance(score, classes) for score in scores):
         return ""
-    return (f"Every model is at chance coherence (at most {1 / classes + LEARNED_MARGIN:g}, chance {1 / classes:g}): "
+    return (f"Every model with a coherence score is at chance (at most {chance_ceiling(classes):g}, chance {1 / classes:g}): "
             "none has learnt the shared label, so this ranking is noise.")
 
 
@@ -186,7 +186,8 @@ def _one_board(board: Board, fmt: str) -> str:
     if fmt == "latex":
         for symbol, command in _LATEX_SYMBOLS.items():
             table = table.replace(symbol, command)
-        return f"% {_one_line(board.title)} (versions: {_one_line(versions_text(board))})\n{table}\n"
+        note = f"% {chance_text(board)}\n" if chance_text(board) else ""
+        return f"% {_one_line(board.title)} (versions: {_one_line(versions_text(board))})\n{note}{table}\n"
     notes = "\n".join(filter(None, [sentence(legend(board.metrics)), recipes_text(board), chance_text(board)]))
     return f"{board.title}  (metric versions: {versions_text(board)})\n{notes}\n\n{table}\n"
 

@@ -12,9 +12,14 @@ encoded the shared label: runs below it differ in noise, so neither a ranking no
 from them."""
 
 
+def chance_ceiling(classes: int) -> float:
+    """The most coherence a model that has not learnt a label of `classes` is read to have."""
+    return 1 / classes + LEARNED_MARGIN
+
+
 def at_chance(coherence: float, classes: int) -> bool:
     """Whether `coherence` does not beat chance, 1 / `classes`, by LEARNED_MARGIN."""
-    return coherence <= 1 / classes + LEARNED_MARGIN
+    return coherence <= chance_ceiling(classes)
 
 
 class ConditionalCoherence(Metric):

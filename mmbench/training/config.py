@@ -58,7 +58,7 @@ TIERS: dict[str, dict[str, dict[str, Any]]] = {
     # The cpu recipe on four times the tuples for 32 epochs (20,000 steps), the last 13 with a
     # decaying lr: MoPoE above 0.5 with one given modality in about 30 minutes on 2 CPU cores,
     # where the cpu tier's 10,000 tuples plateau near 0.43 (benchmarks/curves/cpu-tier-tuples).
-    # A tier of its own, not cpu v3, so the cpu board and its reproduction (~50 runs) stand.
+    # A tier of its own, not cpu v3, so the cpu board and its reproduction (31 runs) stand.
     "cpu40k": _offline_tier(epochs=32, curve_every=4, cooldown_epochs=13),
     # The paper's settings (60k/10k PolyMNIST, 300 epochs, batch 256), meant for a GPU.
     "full": {
@@ -81,13 +81,14 @@ DATASET_TIER_SETTINGS: dict[tuple[str, str], tuple[str, ...]] = {
     ("cpu40k", "translated_polymnist"): ("dataset.n_train=40000",),
 }
 """Settings a tier gives one dataset, applied after the tier's and before the model recipe and
-`--set`; written in every record's config like any other setting."""
+`--set`; written in every record's config like any other setting. Each names its section
+(`dataset.n_train=...`): `dataset_config` applies the dataset ones alone."""
 
 TIER_VERSIONS = {"quick": 3, "cpu": 2, "cpu40k": 1, "full": 2}
 """Carried by every record; bump a tier's when its recipe changes. quick 2: the recipe chosen
 from the learning curves in benchmarks/curves/; quick 3: PolyMNIST trains 50 epochs, the last
-20 annealing the lr (one version per tier, so the tier's other datasets' records carry 3 too). cpu 2: 100 epochs instead of 60, the last 40 annealing the lr. full 2:
-models train with their own recipes."""
+20 annealing the lr (one version per tier, so the tier's other datasets' records carry 3 too). cpu 2: 100 epochs instead of 60, the last 40 annealing the lr. cpu40k 1:
+the first. full 2: models train with their own recipes."""
 
 MODEL_RECIPE_TIERS = ("full",)
 """Tiers where a model's declared training recipe (`register_model(recipe=...)`) replaces the
@@ -121,11 +122,11 @@ def resolve_config(model: str, dataset: str, tier: str, overrides: list[str]) ->
         raise ConfigError(f"unknown tier {tier!r} (known: {', '.join(TIERS)})")
     config = {
         "model": _model_defaults(model, tier),
-        "dataset": {**dataset_options(dataset), **TIERS[tier]["dataset"]},
+        "dataset": dataset_config(dataset, tier),
         "train": copy.deepcopy(TIERS[tier]["train"]),
         "eval": copy.deepcopy(TIERS[tier]["eval"]),
     }
-    _apply(config, DATASET_TIER_SETTINGS.get((tier, dataset), ()))
+    _apply(config, [item for item in DATASET_TIER_SETTINGS.get((tier, dataset), ()) if not item.startswith("dataset.")])
     recipe = applied_recipe(model, tier)
     for key, value in (recipe or {}).get("settings", {}).items():
         if key not in config["train"]:
@@ -151,7 +152,8 @@ def dataset_config(dataset: str, tier: str) -> dict[str, Any]:
 
 
 def _apply(config: dict, items) -> None:
-    """Set each `section.key=value` (or bare `key=value`) of `items` in `config`, type-checked."""
+    """Set each `section.key=value` of `items` in `config` (a bare `key=value` where one section of
+    `config` has that key), type-checked."""
     for item in items:
         section, key, value = _parse_override(item, config)
         config[section][key] = _coerce(f"{section}.{key}", value, config[section][key])
