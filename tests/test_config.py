@@ -75,8 +75,12 @@ def test_every_tier_has_a_version_and_a_reproduction_plan_and_dataset_settings_n
 
 
 def test_unknown_tier():
+    from mmbench.training.config import dataset_config
+
     with pytest.raises(ConfigError, match="unknown tier"):
         resolve_config("mopoe", "polymnist", "huge", [])
+    with pytest.raises(ConfigError, match="unknown tier"):
+        dataset_config("polymnist", "huge")
 
 
 def test_a_config_recorded_before_a_setting_existed_reads_as_having_its_old_value():

@@ -167,8 +167,12 @@ def _at_chance(records: dict[str, dict | None], runs: list[tuple[str, str, tuple
     """The runs (model, dataset, sets) whose coherence does not beat chance (1 / the labels their
     dataset card states; `mmbench.metrics.coherence.at_chance`): a claim is only judged on runs
     that learnt the shared label, since a verdict drawn from noise is no evidence."""
-    return [run_name(*run) for run in runs
-            if label_classes(run[1]) and at_chance(value(records, COHERENCE, *run), label_classes(run[1]))]
+    unlearned = []
+    for model, dataset, sets in runs:
+        classes = label_classes(dataset)
+        if classes and at_chance(value(records, COHERENCE, model, dataset, sets), classes):
+            unlearned.append(run_name(model, dataset, sets))
+    return unlearned
 
 
 def _verdict(checks: list[bool | None], at_chance: list[str]) -> str:
@@ -176,7 +180,7 @@ def _verdict(checks: list[bool | None], at_chance: list[str]) -> str:
         return "inconclusive (runs missing)"
     if at_chance:
         return (f"inconclusive ({len(at_chance)} of the runs it compares are at chance coherence, "
-                f"<= {chance_ceiling(label_classes('polymnist')):g}: not trained far enough to encode the digit)")
+                f"<= {chance_ceiling(label_classes('polymnist')):g}: not trained far enough to encode the digit)")  # PolyMNIST's runs
     return "supported" if all(checks) else "not supported"
 
 

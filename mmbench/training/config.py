@@ -118,8 +118,7 @@ def with_added_settings(config: dict[str, Any]) -> dict[str, Any]:
 
 def resolve_config(model: str, dataset: str, tier: str, overrides: list[str]) -> dict[str, dict[str, Any]]:
     """The full config of one run: defaults of the model, dataset and tier, then overrides."""
-    if tier not in TIERS:
-        raise ConfigError(f"unknown tier {tier!r} (known: {', '.join(TIERS)})")
+    _check_tier(tier)
     config = {
         "model": _model_defaults(model, tier),
         "dataset": dataset_config(dataset, tier),
@@ -144,11 +143,15 @@ def resolve_config(model: str, dataset: str, tier: str, overrides: list[str]) ->
 
 def dataset_config(dataset: str, tier: str) -> dict[str, Any]:
     """The options a run of `tier` builds `dataset` with (what `mmbench data build` prebuilds)."""
-    if tier not in TIERS:
-        raise ConfigError(f"unknown tier {tier!r} (known: {', '.join(TIERS)})")
+    _check_tier(tier)
     config = {"dataset": {**dataset_options(dataset), **TIERS[tier]["dataset"]}}
     _apply(config, [item for item in DATASET_TIER_SETTINGS.get((tier, dataset), ()) if item.startswith("dataset.")])
     return config["dataset"]
+
+
+def _check_tier(tier: str) -> None:
+    if tier not in TIERS:
+        raise ConfigError(f"unknown tier {tier!r} (known: {', '.join(TIERS)})")
 
 
 def _apply(config: dict, items) -> None:
