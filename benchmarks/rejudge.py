@@ -42,7 +42,8 @@ def main() -> None:
     parser.add_argument("run", type=Path, help="a finished run directory (result.json, checkpoint.pt)")
     parser.add_argument("--split", choices=("test", "train"), default="test", help="tuples to score besides the test split")
     parser.add_argument("--judges-n-train", default=None, type=_n_train,
-                        help="judge with the build of this n_train ('default' for the tier's own size)")
+                        help="judge with the build of this n_train ('default': the dataset's default build, "
+                             "10,000 tuples for PolyMNIST, whatever the run's tier)")
     parser.add_argument("--samples", type=int, default=1000, help="tuples scored per split")
     parser.add_argument("--data-root", type=Path, default=None)
     args = parser.parse_args()

@@ -52,7 +52,7 @@ TIERS: dict[str, dict[str, dict[str, Any]]] = {
     # 2,355: DATASET_TIER_SETTINGS gives it its own schedule.
     "quick": _offline_tier(epochs=15, curve_every=0),
     # 100 epochs (15,700 steps), the last 40 with a decaying lr: MoPoE about 45 minutes on 2 CPU
-    # cores, the unimodal VAEs about twice that. Under a constant lr MoPoE's coherence k=1 plateaus
+    # cores (26 s per epoch alone), the unimodal VAEs about as long. Under a constant lr MoPoE's coherence k=1 plateaus
     # near 0.42 from epoch 70 (benchmarks/curves/cpu-tier-schedule); a curve point every 10 epochs.
     "cpu": _offline_tier(epochs=100, curve_every=10, cooldown_epochs=40),
     # The cpu recipe on four times the tuples for 32 epochs (20,000 steps), the last 13 with a
